@@ -1,0 +1,491 @@
+#!/usr/bin/env python3
+"""Start and stop reference STOMP brokers on loopback for side-by-side benchmarks.
+
+Only RabbitMQ (with its STOMP and Web-STOMP plugins) is supported for now.
+The node is private to this script: its own node name, its own ports, its own
+data, log and cookie directory under a temporary directory, and its own
+``epmd`` on a spare port, so it neither clashes with nor touches a
+system-wide RabbitMQ or an ``epmd`` that is already running.  No
+systemd/service commands are used.
+
+Usage::
+
+    python benchmarks/refbrokers.py start rabbitmq [--stomp-port 61623]
+        [--web-stomp-port 15684] [--state-dir DIR] [--timeout 120]
+    python benchmarks/refbrokers.py status rabbitmq
+    python benchmarks/refbrokers.py stop rabbitmq [--keep-files]
+
+``start`` installs Debian's ``rabbitmq-server`` package when it is missing,
+starts the node in the background, waits until the STOMP port answers a
+CONNECT with CONNECTED, records what it started in
+``<state-dir>/rabbitmq.json`` and prints the broker's process id.  ``stop``
+asks the node to stop through ``rabbitmqctl`` (same node name, same cookie,
+same epmd), then makes sure of it by signalling the recorded process ids, and
+removes the temporary directory.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+DEFAULT_STATE_DIR = os.path.join(tempfile.gettempdir(), "stompd-refbrokers")
+
+# Debian's /usr/sbin/rabbitmq-server is a wrapper that re-executes itself as
+# the "rabbitmq" user through su, which would hide the real process id from
+# us; the script it ends up running lives here.
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+RABBITMQ_PLUGINS = ("rabbitmq_stomp", "rabbitmq_web_stomp")
+
+
+class RefBrokerError(Exception):
+    """A reference broker could not be installed, started or stopped."""
+
+
+def log(message):
+    """Print a progress line on stderr, keeping stdout for the results."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- helpers ---------------------------------------------------------------
+
+
+def port_is_free(port, host="127.0.0.1"):
+    """Return True when nothing listens on ``host:port`` (TCP)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind((host, port))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def spare_port(host="127.0.0.1", avoid=()):
+    """Return a TCP port on ``host`` that is free right now.
+
+    The kernel picks it from the ephemeral range; there is a small window in
+    which another program could take it before the broker binds it, which is
+    acceptable for a benchmark harness (start-up then fails loudly).
+    """
+    for _ in range(50):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+        finally:
+            probe.close()
+        if port not in avoid:
+            return port
+    raise RefBrokerError("could not find a spare loopback port")
+
+
+def pid_alive(pid):
+    """Return True if a process with this id exists and is not a zombie."""
+    if not pid:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as stat:
+            # The state letter follows the parenthesised command name.
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def wait_pid_gone(pid, timeout):
+    """Wait up to ``timeout`` seconds for ``pid`` to exit; return True if it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def stop_pid(pid, name, term_timeout=15.0):
+    """Stop one process by id: SIGTERM, then SIGKILL if it lingers."""
+    if not pid_alive(pid):
+        return
+    log("sending SIGTERM to %s (pid %d)" % (name, pid))
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if wait_pid_gone(pid, term_timeout):
+        return
+    log("%s (pid %d) ignored SIGTERM; sending SIGKILL" % (name, pid))
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if not wait_pid_gone(pid, 5.0):
+        raise RefBrokerError("%s (pid %d) survived SIGKILL" % (name, pid))
+
+
+def processes_mentioning(marker):
+    """Return the ids of processes whose command line contains ``marker``.
+
+    Used only with markers unique to one private node (its temporary
+    directory), to find Erlang helper processes that outlived the node.
+    """
+    found = []
+    own = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == own:
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as cmdline:
+                if marker.encode() in cmdline.read() and pid_alive(int(entry)):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def stomp_connect_ok(host, port, login, passcode, vhost, timeout=2.0):
+    """Return True when ``host:port`` answers a STOMP CONNECT with CONNECTED."""
+    frame = (
+        "CONNECT\naccept-version:1.0,1.1,1.2\nhost:%s\nlogin:%s\npasscode:%s\n"
+        "heart-beat:0,0\n\n\x00" % (vhost, login, passcode)
+    ).encode()
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(frame)
+            reply = b""
+            while b"\x00" not in reply:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    return False
+                reply += chunk
+            ok = reply.lstrip(b"\r\n").startswith(b"CONNECTED")
+            if ok:
+                sock.sendall(b"DISCONNECT\n\n\x00")
+            return ok
+    except OSError:
+        return False
+
+
+def load_state(state_dir, broker):
+    """Return the recorded state of ``broker`` or None."""
+    path = os.path.join(state_dir, broker + ".json")
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def save_state(state_dir, broker, state):
+    """Record what was started so that ``stop`` can find it again."""
+    path = os.path.join(state_dir, broker + ".json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(state, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def remove_state(state_dir, broker):
+    """Forget ``broker``'s recorded state."""
+    try:
+        os.unlink(os.path.join(state_dir, broker + ".json"))
+    except FileNotFoundError:
+        pass
+
+
+def tail(path, lines=40):
+    """Return the last ``lines`` lines of a text file, for error reports."""
+    try:
+        with open(path, errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return "(no %s)" % path
+
+
+# -- RabbitMQ --------------------------------------------------------------
+
+
+def ensure_rabbitmq_installed():
+    """Install Debian's rabbitmq-server package if it is not there yet.
+
+    Package maintainer scripts may try to start the system service; Debian's
+    ``policy-rc.d`` convention (exit status 101) forbids that, so one is put
+    in place for the duration of the install when the machine has none.  The
+    system-wide instance is therefore never started, let alone touched.
+    """
+    if os.access(RABBITMQ_SERVER, os.X_OK) and shutil.which("epmd"):
+        return
+    if os.geteuid() != 0:
+        raise RefBrokerError(
+            "rabbitmq-server is not installed and installing it needs root"
+        )
+    policy = "/usr/sbin/policy-rc.d"
+    made_policy = False
+    if not os.path.exists(policy):
+        with open(policy, "w") as handle:
+            handle.write("#!/bin/sh\n# temporary: do not start services\nexit 101\n")
+        os.chmod(policy, 0o755)
+        made_policy = True
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        log("installing rabbitmq-server (apt-get update; apt-get install)")
+        subprocess.run(["apt-get", "update"], env=env, check=True,
+                       stdout=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "rabbitmq-server"],
+                       env=env, check=True, stdout=sys.stderr)
+    except subprocess.CalledProcessError as exc:
+        raise RefBrokerError("installing rabbitmq-server failed: %s" % exc)
+    finally:
+        if made_policy:
+            os.unlink(policy)
+    if not os.access(RABBITMQ_SERVER, os.X_OK):
+        raise RefBrokerError("%s missing after install" % RABBITMQ_SERVER)
+
+
+def rabbitmq_env(state):
+    """Return the environment that points RabbitMQ tools at the private node.
+
+    Every RABBITMQ_* path is set explicitly so that nothing is read from or
+    written to /etc/rabbitmq or /var/lib/rabbitmq; HOME holds a private
+    Erlang cookie; ERL_EPMD_PORT points at the private epmd.
+    """
+    base = state["dir"]
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("RABBITMQ_", "ERL_"))
+    }
+    env.update(
+        HOME=os.path.join(base, "home"),
+        ERL_EPMD_ADDRESS="127.0.0.1",
+        ERL_EPMD_PORT=str(state["epmd_port"]),
+        RABBITMQ_NODENAME=state["nodename"],
+        RABBITMQ_USE_LONGNAME="false",
+        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+        RABBITMQ_NODE_PORT=str(state["amqp_port"]),
+        RABBITMQ_DIST_PORT=str(state["dist_port"]),
+        RABBITMQ_MNESIA_BASE=os.path.join(base, "mnesia"),
+        RABBITMQ_LOG_BASE=os.path.join(base, "log"),
+        RABBITMQ_CONFIG_FILE=os.path.join(base, "rabbitmq.conf"),
+        RABBITMQ_ADVANCED_CONFIG_FILE=os.path.join(base, "advanced.config"),
+        RABBITMQ_CONF_ENV_FILE=os.path.join(base, "rabbitmq-env.conf"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(base, "enabled_plugins"),
+        RABBITMQ_PID_FILE=os.path.join(base, "rabbitmq.pid"),
+        # Keep the Erlang distribution listener on loopback as well.
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+        RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+    )
+    return env
+
+
+def write_rabbitmq_files(state):
+    """Create the private node's directories, config, plugin list and cookie."""
+    base = state["dir"]
+    for sub in ("home", "mnesia", "log"):
+        os.makedirs(os.path.join(base, sub), exist_ok=True)
+    with open(os.path.join(base, "rabbitmq.conf"), "w") as handle:
+        handle.write(
+            "# Generated by benchmarks/refbrokers.py for a private benchmark node.\n"
+            "loopback_users = none\n"
+            "listeners.tcp.default = 127.0.0.1:%(amqp_port)d\n"
+            "stomp.listeners.tcp.1 = 127.0.0.1:%(stomp_port)d\n"
+            "web_stomp.tcp.port = %(web_stomp_port)d\n"
+            "web_stomp.tcp.ip = 127.0.0.1\n"
+            "# The benchmark machine may be small; do not refuse publishers\n"
+            "# because the disk is below RabbitMQ's default 50MB threshold.\n"
+            "disk_free_limit.absolute = 1MB\n" % state
+        )
+    with open(os.path.join(base, "enabled_plugins"), "w") as handle:
+        handle.write("[%s].\n" % ",".join(RABBITMQ_PLUGINS))
+    # Empty on purpose: stops rabbitmq-env from sourcing
+    # /etc/rabbitmq/rabbitmq-env.conf, which could move ports or paths.
+    open(os.path.join(base, "rabbitmq-env.conf"), "w").close()
+    cookie_path = os.path.join(base, "home", ".erlang.cookie")
+    cookie = "".join(secrets.choice(string.ascii_uppercase) for _ in range(20))
+    with open(cookie_path, "w") as handle:
+        handle.write(cookie)
+    os.chmod(cookie_path, 0o400)
+
+
+def start_rabbitmq(args):
+    """Start a private RabbitMQ node with STOMP; return its recorded state."""
+    os.makedirs(args.state_dir, exist_ok=True)
+    old = load_state(args.state_dir, "rabbitmq")
+    if old and (pid_alive(old.get("pid")) or pid_alive(old.get("epmd_pid"))):
+        raise RefBrokerError(
+            "a benchmark RabbitMQ is already running (pid %s, state in %s); "
+            "stop it first" % (old.get("pid"), args.state_dir)
+        )
+    for port in (args.stomp_port, args.web_stomp_port):
+        if not port_is_free(port):
+            raise RefBrokerError("port 127.0.0.1:%d is already in use" % port)
+    ensure_rabbitmq_installed()
+    epmd = shutil.which("epmd")
+    if not epmd:
+        raise RefBrokerError("epmd not found (package erlang-base)")
+
+    used = {args.stomp_port, args.web_stomp_port}
+    state = {
+        "broker": "rabbitmq",
+        "dir": tempfile.mkdtemp(prefix="rabbitmq-", dir=args.state_dir),
+        "nodename": "stompd-bench-%d@localhost" % os.getpid(),
+        "stomp_port": args.stomp_port,
+        "web_stomp_port": args.web_stomp_port,
+    }
+    for key in ("amqp_port", "dist_port", "epmd_port"):
+        state[key] = spare_port(avoid=used)
+        used.add(state[key])
+    write_rabbitmq_files(state)
+    env = rabbitmq_env(state)
+    log_path = os.path.join(state["dir"], "log", "console.log")
+    state["console_log"] = log_path
+
+    # A private epmd on its own port, started by us so we know its pid and
+    # can stop it; an epmd already on 4369 is left alone.
+    epmd_proc = subprocess.Popen(
+        [epmd, "-port", str(state["epmd_port"])],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    state["epmd_pid"] = epmd_proc.pid
+    save_state(args.state_dir, "rabbitmq", state)
+
+    with open(log_path, "ab") as console:
+        server = subprocess.Popen(
+            [RABBITMQ_SERVER],
+            env=env,
+            cwd=state["dir"],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            # Own session: survives this script and gets no terminal signals.
+            start_new_session=True,
+        )
+    state["pid"] = server.pid
+    save_state(args.state_dir, "rabbitmq", state)
+    log("started RabbitMQ node %s (pid %d), waiting for STOMP on 127.0.0.1:%d"
+        % (state["nodename"], server.pid, state["stomp_port"]))
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        if server.poll() is not None:
+            message = "RabbitMQ exited during start-up (status %s); console log:\n%s" % (
+                server.returncode, tail(log_path))
+            stop_rabbitmq_state(args.state_dir, state, keep_files=True)
+            raise RefBrokerError(message)
+        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
+            break
+        if time.monotonic() > deadline:
+            message = "RabbitMQ STOMP did not answer within %ss; console log:\n%s" % (
+                args.timeout, tail(log_path))
+            stop_rabbitmq_state(args.state_dir, state, keep_files=True)
+            raise RefBrokerError(message)
+        time.sleep(0.5)
+    try:
+        with open(env["RABBITMQ_PID_FILE"]) as handle:
+            state["beam_pid"] = int(handle.read().strip())
+    except (OSError, ValueError):
+        state["beam_pid"] = None
+    save_state(args.state_dir, "rabbitmq", state)
+    return state
+
+
+def stop_rabbitmq_state(state_dir, state, keep_files=False):
+    """Stop the node described by ``state`` and everything started with it.
+
+    First the polite way (``rabbitmqctl stop`` on the same node name), then
+    by process id: the server, the Erlang VM if its id differs, our epmd, and
+    any Erlang helper still naming the node's private directory.
+    """
+    env = rabbitmq_env(state)
+    pids = [p for p in (state.get("pid"), state.get("beam_pid")) if p]
+    if any(pid_alive(pid) for pid in pids) and os.access(RABBITMQ_CTL, os.X_OK):
+        log("rabbitmqctl -n %s stop" % state["nodename"])
+        try:
+            subprocess.run(
+                [RABBITMQ_CTL, "-n", state["nodename"], "stop"],
+                env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                stderr=sys.stderr, timeout=60,
+            )
+        except subprocess.TimeoutExpired:
+            log("rabbitmqctl stop timed out; falling back to signals")
+        for pid in pids:
+            wait_pid_gone(pid, 30.0)
+    for pid in pids:
+        stop_pid(pid, "RabbitMQ")
+    for pid in processes_mentioning(state["dir"]):
+        stop_pid(pid, "RabbitMQ helper")
+    stop_pid(state.get("epmd_pid"), "epmd")
+    leftovers = [p for p in pids + [state.get("epmd_pid")] if pid_alive(p)]
+    leftovers += processes_mentioning(state["dir"])
+    if leftovers:
+        raise RefBrokerError("processes still running: %s" % leftovers)
+    if not keep_files:
+        shutil.rmtree(state["dir"], ignore_errors=True)
+    remove_state(state_dir, "rabbitmq")
+
+
+# -- command line ----------------------------------------------------------
+
+
+def main(argv=None):
+    """Entry point: ``start``, ``status`` or ``stop`` a reference broker."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("start", "stop", "status"))
+    parser.add_argument("broker", choices=("rabbitmq",))
+    parser.add_argument("--stomp-port", type=int, default=61623)
+    parser.add_argument("--web-stomp-port", type=int, default=15684)
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
+                        help="where state and node directories live (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds to wait for STOMP to come up (default %(default)s)")
+    parser.add_argument("--keep-files", action="store_true",
+                        help="on stop, keep the node's data and log directory")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.action == "start":
+            state = start_rabbitmq(args)
+            print("pid=%d" % state["pid"])
+            print("node=%s" % state["nodename"])
+            print("stomp=127.0.0.1:%d" % state["stomp_port"])
+            print("web_stomp=127.0.0.1:%d" % state["web_stomp_port"])
+            print("dir=%s" % state["dir"])
+        elif args.action == "status":
+            state = load_state(args.state_dir, args.broker)
+            if not state:
+                print("not running")
+                return 1
+            alive = pid_alive(state.get("pid"))
+            print("pid=%s %s" % (state.get("pid"), "running" if alive else "dead"))
+            print("stomp=127.0.0.1:%d" % state["stomp_port"])
+            return 0 if alive else 1
+        else:
+            state = load_state(args.state_dir, args.broker)
+            if not state:
+                log("no recorded %s under %s; nothing to stop" % (args.broker, args.state_dir))
+                return 0
+            stop_rabbitmq_state(args.state_dir, state, keep_files=args.keep_files)
+            print("stopped pid=%s" % state.get("pid"))
+    except RefBrokerError as exc:
+        log("error: %s" % exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="stompd",
+    version="0.1.0",
+    description="A STOMP 1.0/1.1/1.2 message broker on Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/stompd_plugin.py"]},
+    install_requires=[
+        "Twisted[tls]>=23.10",
+        "autobahn>=23.1",
+        "txredisapi>=1.4.10",
+        "zope.interface>=6.0",
+        "service-identity>=23.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-twisted>=1.14",
+            "hypothesis>=6.100",
+            "stomp.py>=8.1",
+        ],
+    },
+    entry_points={
+        "stompd.storage": ["memory = stompd.storage.memory:create_store"],
+        "stompd.auth": ["users = stompd.auth:create_authenticator"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+        "Topic :: System :: Networking",
+    ],
+)

@@ -1,0 +1,116 @@
+"""
+Destination names: what kind of destination a string names, and wildcard
+patterns for topic subscriptions.
+"""
+
+import re
+
+from stompd.errors import DestinationError
+
+TOPIC = "topic"
+QUEUE = "queue"
+
+_TOPIC_PREFIX = "/topic/"
+_QUEUE_PREFIX = "/queue/"
+TEMP_QUEUE_PREFIX = "/temp-queue/"
+REPLY_QUEUE_PREFIX = "/reply-queue/"
+
+# A wildcard is a whole segment; segments are separated by dots or slashes,
+# so "/topic/a.*" and "/topic/a/*" both work as their users expect.
+_SEGMENT_SPLIT = re.compile(r"([./])")
+_ONE_SEGMENT = "*"
+_ANY_SEGMENTS = frozenset({"#", ">"})
+
+
+class Route:
+    """
+    Where a destination string leads.
+
+    @ivar kind: L{TOPIC} or L{QUEUE}.
+    @ivar key: for a topic, its name (matched against patterns); for a
+        queue, the name the store knows it by.
+    @ivar owner: for a temporary queue, the id of the session it belongs
+        to and is deleted with; otherwise C{None}.
+    """
+
+    __slots__ = ("kind", "key", "owner")
+
+    def __init__(self, kind: str, key: str, owner: str | None = None) -> None:
+        self.kind = kind
+        self.key = key
+        self.owner = owner
+
+
+def temp_queue_key(session_id: str, name: str) -> str:
+    """
+    The store name of a session's C{/temp-queue/NAME}.
+    """
+    return f"{TEMP_QUEUE_PREFIX}{session_id}/{name}"
+
+
+def reply_destination(session_id: str, name: str) -> str:
+    """
+    What a C{reply-to: /temp-queue/NAME} header is rewritten to, so that
+    another client can send to that session's temporary queue.
+    """
+    return f"{REPLY_QUEUE_PREFIX}{session_id}/{name}"
+
+
+def route(destination: str, session_id: str) -> Route:
+    """
+    Parse a C{destination} header sent by session C{session_id}.
+
+    @raise DestinationError: for a name this broker does not route.
+    """
+    if destination.startswith(_TOPIC_PREFIX) and len(destination) > len(_TOPIC_PREFIX):
+        return Route(TOPIC, destination[len(_TOPIC_PREFIX) :])
+    if destination.startswith(_QUEUE_PREFIX) and len(destination) > len(_QUEUE_PREFIX):
+        return Route(QUEUE, destination)
+    if destination.startswith(TEMP_QUEUE_PREFIX) and len(destination) > len(TEMP_QUEUE_PREFIX):
+        return Route(QUEUE, temp_queue_key(session_id, destination[len(TEMP_QUEUE_PREFIX) :]), session_id)
+    if destination.startswith(REPLY_QUEUE_PREFIX):
+        owner, _, name = destination[len(REPLY_QUEUE_PREFIX) :].partition("/")
+        if owner and name:
+            return Route(QUEUE, temp_queue_key(owner, name), owner)
+    raise DestinationError(
+        "unknown destination",
+        f"Destination {destination!r} is not routed here: use /topic/NAME, "
+        "/queue/NAME or /temp-queue/NAME.",
+    )
+
+
+def is_pattern(topic: str) -> bool:
+    """
+    Does this topic name contain a wildcard segment?
+    """
+    return any(
+        part == _ONE_SEGMENT or part in _ANY_SEGMENTS for part in _SEGMENT_SPLIT.split(topic)
+    )
+
+
+def compile_pattern(topic: str) -> re.Pattern:
+    """
+    Compile a topic pattern: C{*} matches exactly one segment, C{#} (or
+    C{>}, as ActiveMQ spells it) zero or more.
+    """
+    parts = _SEGMENT_SPLIT.split(topic)
+    # parts alternates segment, separator, segment, ...
+    regex = []
+    for index in range(0, len(parts), 2):
+        segment = parts[index]
+        separator = re.escape(parts[index - 1]) if index else ""
+        if segment in _ANY_SEGMENTS:
+            if index:
+                # "a.#" matches "a" too: the separator goes with the segments.
+                regex.append(f"(?:{separator}.*)?")
+            else:
+                regex.append(r"(?:.*)")
+        elif segment == _ONE_SEGMENT:
+            regex.append(f"{separator}[^./]+")
+        else:
+            regex.append(separator + re.escape(segment))
+    joined = "".join(regex)
+    if parts[0] in _ANY_SEGMENTS and len(parts) > 1:
+        # "#.b" matches "b" as well as "x.y.b".
+        joined = r"(?:.*[./])?" + "".join(regex[1:])[len(re.escape(parts[1])) :]
+    return re.compile(joined + r"\Z", re.DOTALL)

@@ -1,0 +1,111 @@
+"""
+The broker service: owns the virtual hosts, the store and the authenticator,
+and is what every session, whatever its transport, talks to.
+"""
+
+import os
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.logger import Logger
+
+from stompd.broker.message import MessageIds
+from stompd.broker.vhost import VirtualHost
+from stompd.config import Config
+
+DEFAULT_VHOST = "/"
+
+
+class BrokerService(Service):
+    """
+    The STOMP broker, as a service in the twistd service tree.
+
+    @ivar config: the L{Config} it runs with.
+    @ivar clock: the reactor (or a C{Clock} in tests) for time and timers.
+    @ivar sessions: the sessions connected now.
+    """
+
+    log = Logger()
+    name = "broker"
+
+    def __init__(self, config: Config, store, authenticator, clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.authenticator = authenticator
+        self.message_ids = MessageIds()
+        self.sessions: set = set()
+        self._closed: dict = {}
+        self.vhosts = {
+            name: VirtualHost(name, store, clock, self.message_ids, config.queues) for name in config.virtual_hosts
+        }
+
+    def startService(self) -> Deferred:
+        """
+        Start the store. The returned Deferred fails if it cannot start; the
+        twistd tap turns that into a start-up error.
+        """
+        Service.startService(self)
+        return maybeDeferred(self.store.start)
+
+    def stopService(self) -> Deferred:
+        """
+        Tell every connected client the broker is going away, wait for the
+        connections to close (up to C{shutdown-timeout}), then stop the store.
+        """
+        Service.stopService(self)
+        closing = [self.session_closed(session) for session in self.sessions]
+        for session in list(self.sessions):
+            session.shut_down("broker shutting down")
+        waited = DeferredList(closing)
+        if closing:
+            timer = self.clock.callLater(self.config.shutdown_timeout, waited.cancel)
+            waited.addBoth(lambda result: timer.active() and timer.cancel())
+        waited.addBoth(lambda _: self.store.stop())
+        return waited
+
+    def new_session_id(self) -> str:
+        return "session-" + os.urandom(9).hex()
+
+    def virtual_host(self, name: str | None) -> VirtualHost:
+        """
+        The virtual host a CONNECT's C{host} header selects: one configured
+        under that name, else the default. Never fails, because clients such
+        as Spring send whatever host name they connected to.
+        """
+        return self.vhosts.get(name) or self.vhosts[DEFAULT_VHOST]
+
+    def authenticate(self, login: str | None, passcode: str | None, vhost: str) -> Deferred:
+        """
+        Check a CONNECT's credentials.
+
+        @return: a Deferred firing with the user name, or failing with
+            L{stompd.errors.AuthenticationError}.
+        """
+        return maybeDeferred(self.authenticator.authenticate, login, passcode, vhost)
+
+    def attach(self, session) -> None:
+        """
+        A session has connected.
+        """
+        self.sessions.add(session)
+
+    def detach(self, session) -> None:
+        """
+        A session's connection is gone.
+        """
+        self.sessions.discard(session)
+        waiter = self._closed.pop(session, None)
+        if waiter is not None:
+            waiter.callback(None)
+
+    def session_closed(self, session) -> Deferred:
+        """
+        @return: a Deferred firing when C{session} has detached.
+        """
+        if session not in self.sessions:
+            return succeed(None)
+        waiter = self._closed.get(session)
+        if waiter is None:
+            waiter = self._closed[session] = Deferred()
+        return waiter

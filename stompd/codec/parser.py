@@ -1,0 +1,443 @@
+"""
+An incremental STOMP frame parser.
+
+The parser knows nothing about connections: a transport feeds it whatever
+bytes arrived and pulls out the frames that are complete. It is the broker's
+hot path, so the work per frame is a handful of C-level searches and slices,
+never a Python loop over bytes.
+"""
+
+import re
+from itertools import islice
+from typing import NoReturn
+
+from stompd.codec.escaping import unescape_header
+from stompd.codec.frame import SUPPORTED_VERSIONS, Frame
+from stompd.codec.limits import Limits
+from stompd.errors import FrameError
+
+# The end of the header block: the EOL of the last line before the blank line,
+# then the blank line. Both EOLs may be CRLF; the CR of the first is part of
+# the header block and is stripped with its line. The pattern starts with a
+# literal, which lets the regex engine skip ahead quickly.
+_HEADER_END = re.compile(rb"\n\r?\n")
+
+# Commands whose headers are never escaped: the version is agreed by them.
+_UNESCAPED_COMMANDS = frozenset({"CONNECT", "CONNECTED"})
+
+# Commands already found valid. Bounded, so that a client sending many odd
+# commands cannot grow it without limit.
+_valid_commands: set[str] = set()
+_MAX_VALID_COMMANDS = 64
+
+_LF = 10
+_CR = 13
+
+# A shared default is safe: Limits is frozen.
+_DEFAULT_LIMITS = Limits()
+
+
+class FrameParser:
+    """
+    Turn a byte stream into L{Frame}s, one connection at a time.
+
+    The session calls L{feed} with each chunk it receives, then calls
+    L{next_frame} until it returns C{None}. It may stop pulling frames for a
+    while, and may change L{version} between two calls: the parser never
+    decodes more than the frame it returns.
+
+    Heart-beat EOLs between frames are skipped. After a L{FrameError} the
+    stream cannot be trusted any more: every later call raises the same error.
+
+    @ivar limits: the L{Limits} this parser enforces.
+    """
+
+    def __init__(self, limits: Limits = _DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._version = "1.0"
+        self._buffer = bytearray()
+        # Where the unreturned bytes start. Consumed bytes are only dropped in
+        # feed(), once per chunk rather than once per frame.
+        self._start = 0
+        self._error: FrameError | None = None
+        self._max_frame_size = limits.max_frame_size
+        self._max_body_size = limits.max_body_size
+
+        # A frame's header block cannot be longer than this, so a client that
+        # never ends its header block is cut off here at the latest.
+        self._max_head = min(
+            limits.max_frame_size,
+            # the command line and max_headers header lines, each with a CRLF,
+            # then the blank line
+            (limits.max_headers + 1) * (limits.max_header_line + 2) + 2,
+        )
+
+        # Progress through an incomplete header block, relative to
+        # self._start, so that each feed() only scans the new bytes.
+        self._head_scanned = 0
+        self._head_lines = 0
+        self._head_line_start = 0
+
+        # A frame whose header block is parsed but whose body is incomplete:
+        # (command, headers, the version they were unescaped with, the ends of
+        # the header block and of the blank line relative to self._start, and
+        # the content-length or None).
+        self._pending: tuple[str, dict[str, str], str, int, int, int | None] | None = None
+        # How much of a body without content-length was searched for its NUL.
+        self._body_scanned = 0
+
+    @property
+    def version(self) -> str:
+        """
+        The STOMP version (C{"1.0"}, C{"1.1"} or C{"1.2"}) that decides how
+        header names and values are unescaped. The session sets it once
+        CONNECT has been negotiated; frames returned afterwards, including
+        ones already buffered, are decoded with it.
+        """
+        return self._version
+
+    @version.setter
+    def version(self, version: str) -> None:
+        if version not in SUPPORTED_VERSIONS:
+            raise ValueError(f"unsupported STOMP version {version!r}")
+        self._version = version
+
+    def feed(self, data: bytes) -> None:
+        """
+        Add bytes received from the peer.
+
+        @param data: the bytes, of any length, split anywhere.
+        @raise FrameError: more than C{limits.max_buffered} bytes would be
+            waiting to be returned as frames, or an earlier call failed.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffer
+        start = self._start
+        if start:
+            # Dropping the consumed prefix once per chunk keeps offsets small
+            # without paying for a deletion per frame. CPython deletes a
+            # bytearray's prefix by moving its start pointer, so this does not
+            # copy the remaining bytes.
+            del buffer[:start]
+            self._start = 0
+        if len(buffer) + len(data) > self.limits.max_buffered:
+            self._fail(
+                "too much unprocessed data",
+                f"more than {self.limits.max_buffered} bytes are waiting to be "
+                "processed",
+            )
+        buffer += data
+
+    def next_frame(self) -> Frame | None:
+        """
+        Return the next complete frame, or C{None} when more bytes are needed.
+
+        Only the bytes of the returned frame (and heart-beat EOLs before it)
+        are consumed.
+
+        @raise FrameError: the bytes are not a valid frame, or break one of
+            the limits. The connection should be closed.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._pending is not None:
+            return self._finish_body()
+
+        buffer = self._buffer
+        start = self._start
+        end = len(buffer)
+        if start == end:
+            return None
+
+        # Skip heart-beats. They are rare, so a loop is fine here.
+        byte = buffer[start]
+        if byte == _LF or byte == _CR:
+            while start < end:
+                byte = buffer[start]
+                if byte == _LF:
+                    start += 1
+                elif byte == _CR:
+                    if start + 1 == end:
+                        # Cannot tell yet whether this CR starts a CRLF.
+                        break
+                    if buffer[start + 1] != _LF:
+                        # A lone CR: the command check below rejects it.
+                        break
+                    start += 2
+                else:
+                    break
+            self._start = start
+            if start == end or (start + 1 == end and buffer[start] == _CR):
+                return None
+
+        scanned = self._head_scanned
+        # A header end that straddled the previous end of the buffer starts at
+        # most two bytes before it.
+        match = _HEADER_END.search(
+            buffer, start + scanned - 2 if scanned > 2 else start, start + self._max_head
+        )
+        if match is None:
+            self._check_partial_head(start, end)
+            return None
+        if scanned:
+            self._head_scanned = self._head_lines = self._head_line_start = 0
+
+        version = self._version
+        head_end = match.start()
+        command, headers = self._parse_head(buffer, start, head_end, version)
+        body_start = match.end()
+        body_offset = body_start - start
+
+        length_text = headers.get("content-length")
+        if length_text is None:
+            # The body ends at the first NUL. Search no further than the
+            # largest body allowed: the buffer may hold many frames.
+            max_body = self._max_frame_size - 1 - body_offset
+            if max_body > self._max_body_size:
+                max_body = self._max_body_size
+            body_end = buffer.find(b"\x00", body_start, body_start + max_body + 1)
+            if body_end < 0:
+                self._pending = (command, headers, version, head_end - start, body_offset, None)
+                self._body_scanned = 0
+                return self._finish_body()
+        else:
+            length = self._content_length(length_text, body_offset)
+            body_end = body_start + length
+            if body_end >= end:
+                self._pending = (command, headers, version, head_end - start, body_offset, length)
+                return None
+            if buffer[body_end]:
+                self._fail_missing_nul(length)
+        self._start = body_end + 1
+        return Frame(command, headers, bytes(buffer[body_start:body_end]))
+
+    def _fail(self, message: str, detail: str) -> NoReturn:
+        # Every error goes through here, so that later calls raise it again.
+        self._error = FrameError(message, detail)
+        raise self._error
+
+    def _content_length(self, text: str, body_offset: int) -> int:
+        """
+        Check a content-length header against the limits and return it.
+        """
+        if not (text.isascii() and text.isdigit()):
+            self._fail(
+                "invalid content-length",
+                f"content-length must be a non-negative decimal integer, not "
+                f"{text[:32]!r}",
+            )
+        length = int(text)
+        limits = self.limits
+        if length > limits.max_body_size:
+            self._fail(
+                f"body exceeds {limits.max_body_size} bytes",
+                f"content-length {length} is larger than the {limits.max_body_size} "
+                "bytes allowed for a body",
+            )
+        if body_offset + length + 1 > limits.max_frame_size:
+            self._fail(
+                "frame too large",
+                f"a frame with {body_offset} bytes of command and headers and a "
+                f"{length}-byte body is larger than the {limits.max_frame_size} "
+                "bytes allowed",
+            )
+        return length
+
+    def _finish_body(self) -> Frame | None:
+        """
+        Complete the pending frame if its body has arrived.
+        """
+        command, headers, version, head_size, body_offset, length = self._pending  # type: ignore[misc]
+        buffer = self._buffer
+        start = self._start
+        body_start = start + body_offset
+        end = len(buffer)
+
+        if length is None:
+            limits = self.limits
+            # One byte past the largest allowed body is where its NUL may be.
+            max_body = min(limits.max_body_size, limits.max_frame_size - body_offset - 1)
+            body_end = buffer.find(
+                b"\x00", body_start + self._body_scanned, body_start + max_body + 1
+            )
+            if body_end < 0:
+                scanned = end - body_start
+                if scanned > max_body:
+                    if max_body == limits.max_body_size:
+                        self._fail(
+                            f"body exceeds {limits.max_body_size} bytes",
+                            f"no NUL octet ends the body within {limits.max_body_size} "
+                            "bytes; a larger body is not allowed",
+                        )
+                    self._fail(
+                        "frame too large",
+                        f"no NUL octet ends the frame within {limits.max_frame_size} "
+                        "bytes; a larger frame is not allowed",
+                    )
+                self._body_scanned = scanned
+                return None
+        else:
+            body_end = body_start + length
+            if body_end >= end:
+                return None
+            if buffer[body_end]:
+                self._fail_missing_nul(length)
+
+        if version != self._version:
+            # The session changed the version while this frame was incomplete:
+            # decode its headers again, the way the session now expects.
+            command, headers = self._parse_head(
+                buffer, start, start + head_size, self._version
+            )
+        self._pending = None
+        self._start = body_end + 1
+        return Frame(command, headers, bytes(buffer[body_start:body_end]))
+
+    def _check_partial_head(self, start: int, end: int) -> None:
+        """
+        Fail as soon as an incomplete header block breaks a limit, so that a
+        client cannot make the broker buffer a header block that never ends.
+        Only the bytes that arrived since the last call are scanned.
+        """
+        buffer = self._buffer
+        limits = self.limits
+        max_line = limits.max_header_line
+        if end - start >= self._max_head:
+            self._fail(
+                "header block too large",
+                f"the command and headers of a frame may take at most "
+                f"{self._max_head} bytes",
+            )
+        scan_from = start + self._head_scanned
+        line_start = start + self._head_line_start
+        newline = buffer.find(b"\n", scan_from, end)
+        if newline >= 0:
+            # The line that was incomplete is now complete.
+            if _line_length(buffer, line_start, newline) > max_line:
+                self._fail_long_line(newline - line_start)
+            last = buffer.rfind(b"\n", newline, end)
+            if last - newline > max_line:
+                # Some line completed in between may be too long.
+                for line in bytes(buffer[newline + 1 : last]).split(b"\n"):
+                    if len(line) - line.endswith(b"\r") > max_line:
+                        self._fail_long_line(len(line))
+            self._head_lines += buffer.count(b"\n", newline, end)
+            if self._head_lines > limits.max_headers + 1:
+                self._fail_header_count()
+            line_start = last + 1
+            self._head_line_start = line_start - start
+        # The incomplete line may end with the CR of a CRLF.
+        partial = end - line_start
+        if partial > max_line and (partial > max_line + 1 or buffer[end - 1] != _CR):
+            self._fail_long_line(partial)
+        self._head_scanned = end - start
+
+    def _parse_head(
+        self, buffer: bytearray, start: int, head_end: int, version: str
+    ) -> tuple[str, dict[str, str]]:
+        """
+        Parse a header block: the command line and the header lines, without
+        the EOL of the last line.
+        """
+        head = buffer[start:head_end]
+        limits = self.limits
+        if head_end - start > limits.max_header_line:
+            for line in head.split(b"\n"):
+                if len(line) - line.endswith(b"\r") > limits.max_header_line:
+                    self._fail_long_line(len(line))
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as error:
+            self._fail(
+                "invalid UTF-8 in headers",
+                f"the command and headers must be UTF-8: {error}",
+            )
+        if "\x00" in text:
+            self._fail(
+                "NUL octet in headers",
+                "a NUL octet ends a frame, so it cannot appear in the command or "
+                "headers; the frame may lack the blank line after its headers",
+            )
+        if "\r" in text:
+            # Only a CR right before an LF belongs to the EOL. The last line's
+            # EOL is not in the text, but its CR is.
+            text = text.replace("\r\n", "\n")
+            if text[-1:] == "\r":
+                text = text[:-1]
+        lines = text.split("\n")
+
+        command = lines[0]
+        if command not in _valid_commands:
+            self._check_command(command)
+        if len(lines) == 1:
+            return command, {}
+        if len(lines) > limits.max_headers + 1:
+            self._fail_header_count()
+
+        unescape = version != "1.0" and "\\" in text and command not in _UNESCAPED_COMMANDS
+        headers: dict[str, str] = {}
+        # Measured faster than building the dict in C with dict(map(...)).
+        for line in islice(lines, 1, None):
+            name, colon, value = line.partition(":")
+            if not colon:
+                self._fail(
+                    "invalid header line",
+                    f"header line {line[:64]!r} has no ':' between the name and "
+                    "the value",
+                )
+            if unescape:
+                try:
+                    name = unescape_header(name, version)
+                    value = unescape_header(value, version)
+                except FrameError as error:
+                    self._error = error
+                    raise
+            # The first of repeated headers wins, as STOMP 1.2 requires.
+            if name not in headers:
+                headers[name] = value
+        return command, headers
+
+    def _check_command(self, command: str) -> None:
+        """
+        Check that a command looks like one, then remember it as valid.
+        Whether it is a command the broker knows is for the session to say.
+        """
+        if not command or not (command.isascii() and command.isprintable()) or " " in command:
+            self._fail(
+                "invalid command",
+                f"a command must be non-empty printable ASCII without spaces, not "
+                f"{command[:32]!r}",
+            )
+        if len(_valid_commands) < _MAX_VALID_COMMANDS:
+            _valid_commands.add(command)
+
+    def _fail_missing_nul(self, length: int) -> NoReturn:
+        self._fail(
+            "missing NUL after body",
+            f"the {length} bytes of body given by content-length are not "
+            "followed by a NUL octet",
+        )
+
+    def _fail_long_line(self, length: int) -> NoReturn:
+        self._fail(
+            "header line too long",
+            f"a command or header line of {length} bytes is longer than the "
+            f"{self.limits.max_header_line} bytes allowed",
+        )
+
+    def _fail_header_count(self) -> NoReturn:
+        self._fail(
+            "too many headers",
+            f"a frame may have at most {self.limits.max_headers} header lines",
+        )
+
+
+def _line_length(buffer: bytearray, line_start: int, newline: int) -> int:
+    """
+    The length of the line from C{line_start} to C{newline}, without its EOL.
+    """
+    if newline > line_start and buffer[newline - 1] == _CR:
+        return newline - 1 - line_start
+    return newline - line_start
+

@@ -1,0 +1,209 @@
+"""
+Configuration: a TOML file read into frozen dataclasses.
+
+Keys are kebab-case in the file (C{max-frame-size}) and snake_case here. An
+unknown key, a wrong type or a bad value raises L{ConfigError} naming the
+file, the key and the problem. C{etc/stompd.toml} documents every key.
+"""
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from stompd.codec import Limits
+from stompd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HeartBeatConfig:
+    """
+    Heart-beat negotiation, in milliseconds.
+
+    @ivar send: the shortest interval at which the broker sends beats; a
+        client asking for more often gets this.
+    @ivar receive: the shortest interval at which the broker wants beats.
+    @ivar grace: a client silent for its negotiated interval times this is
+        disconnected. Generous by default: browsers throttle the timers of
+        background tabs to one run a minute.
+    """
+
+    send: int = 1000
+    receive: int = 1000
+    grace: float = 7.0
+
+    def __post_init__(self) -> None:
+        if self.send < 0 or self.receive < 0:
+            raise ValueError("heart-beat intervals must not be negative")
+        if self.grace < 1.0:
+            raise ValueError("grace must be at least 1.0")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """
+    @ivar backend: the name of an C{stompd.auth} entry point.
+    @ivar guest: accept the built-in user guest/guest.
+    @ivar anonymous: accept a CONNECT without C{login}.
+    @ivar users_file: a file of C{name:hash} lines (see L{stompd.auth}).
+    """
+
+    backend: str = "users"
+    guest: bool = True
+    anonymous: bool = False
+    users_file: str = ""
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """
+    @ivar default_prefetch: unacknowledged messages a client-ack subscription
+        holds at once when it names no C{prefetch-count}.
+    @ivar high_water_mark: a SEND to a queue holding this many messages
+        waits (and the publisher's connection stops being read) until the
+        queue is down to half.
+    @ivar auto_delete: a regular expression; a queue created by a SUBSCRIBE
+        whose name matches is deleted when its last subscriber goes. The
+        default matches the queues Spring's relay makes for
+        C{/user/queue/...} destinations.
+    @ivar max_transaction_frames: frames one transaction may hold.
+    """
+
+    default_prefetch: int = 100
+    high_water_mark: int = 100_000
+    auto_delete: str = r"-user[^/.]+$"
+    max_transaction_frames: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.default_prefetch < 1:
+            raise ValueError("default-prefetch must be at least 1")
+        if self.high_water_mark < 2:
+            raise ValueError("high-water-mark must be at least 2")
+        if self.max_transaction_frames < 1:
+            raise ValueError("max-transaction-frames must be at least 1")
+        try:
+            re.compile(self.auto_delete)
+        except re.error as e:
+            raise ValueError(f"auto-delete is not a regular expression: {e}") from None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """
+    @ivar backend: the name of an C{stompd.storage} entry point.
+    """
+
+    backend: str = "memory"
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    Everything C{twistd stompd} is configured with.
+    """
+
+    listen: tuple[str, ...] = ("tcp:61613",)
+    virtual_hosts: tuple[str, ...] = ("/",)
+    server_name: str = "stompd"
+    shutdown_timeout: float = 10.0
+    connect_timeout: float = 30.0
+    max_subscriptions: int = 1000
+    max_transactions: int = 100
+    limits: Limits = field(default_factory=Limits)
+    heart_beat: HeartBeatConfig = field(default_factory=HeartBeatConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    queues: QueueConfig = field(default_factory=QueueConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    def __post_init__(self) -> None:
+        if "/" not in self.virtual_hosts:
+            raise ValueError("virtual-hosts must include the default '/'")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown-timeout must not be negative")
+        if self.connect_timeout <= 0:
+            raise ValueError("connect-timeout must be positive")
+        if self.max_subscriptions < 1 or self.max_transactions < 1:
+            raise ValueError("max-subscriptions and max-transactions must be at least 1")
+
+
+def _check_type(value, expected, where: str):
+    """
+    Check one TOML value against a dataclass field type; return it converted
+    (lists become tuples, ints are accepted for floats).
+    """
+    if expected is bool:
+        ok = isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is str:
+        ok = isinstance(value, str)
+    elif expected == tuple[str, ...]:
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        value = tuple(value) if ok else value
+    else:
+        raise TypeError(expected)
+    if not ok:
+        name = "list of strings" if expected == tuple[str, ...] else expected.__name__
+        raise ConfigError(f"{where}: expected {_article(name)} {name}, got {value!r}")
+    return value
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def _build(cls, table: dict, where: str):
+    """
+    Make a C{cls} from a TOML table, recursing into nested dataclasses.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        place = f"{where}{key}"
+        if name not in fields or "_" in key:
+            raise ConfigError(f"{place}: unknown key")
+        expected = fields[name].type
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{place}: expected a table, got {value!r}")
+            values[name] = _build(expected, value, f"{place}.")
+        else:
+            values[name] = _check_type(value, expected, place)
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise ConfigError(f"{where.rstrip('.') or 'top level'}: {e}") from None
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    """
+    Parse the TOML C{text} of the file at C{path}.
+
+    @raise ConfigError: naming C{path}, the key and the problem.
+    """
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return _build(Config, table, "")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def load_config(path: str) -> Config:
+    """
+    Read and parse the configuration file at C{path}.
+
+    @raise ConfigError: if it cannot be read or is not valid.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read configuration: {e.strerror}") from None
+    return parse_config(text, path)

@@ -1,0 +1,513 @@
+"""
+One STOMP session: the frames of one client connection, whatever carries
+them.
+
+A transport feeds bytes to L{StompSession.data_received} and reports the end
+with L{StompSession.connection_lost}; the session writes to an
+L{stompd.interfaces.ISessionTransport}. Frames are handled strictly in order:
+when a frame's effect waits on the store, reading from the client pauses
+until it is done.
+"""
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from stompd import __version__
+from stompd.broker.destination import TEMP_QUEUE_PREFIX, reply_destination
+from stompd.broker.subscription import ACK_MODES, AUTO, Subscription
+from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
+from stompd.errors import FrameError, ProtocolError, StompError
+from stompd.interfaces import IDeliveryTarget
+from stompd.session.heartbeat import HeartBeats, negotiate
+
+_CONNECT_COMMANDS = ("CONNECT", "STOMP")
+_SUPPORTED = ",".join(SUPPORTED_VERSIONS)
+
+
+def _required(frame: Frame, name: str) -> str:
+    value = frame.headers.get(name)
+    if value is None:
+        raise ProtocolError(f"missing {name} header", f"A {frame.command} frame must have a {name!r} header.")
+    return value
+
+
+def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | None:
+    """
+    The prefetch limit a SUBSCRIBE asks for (RabbitMQ's C{prefetch-count} or
+    ActiveMQ's C{activemq.prefetchSize}); 0 means no limit.
+    """
+    if ack_mode == AUTO:
+        return None
+    raw = headers.get("prefetch-count", headers.get("activemq.prefetchSize"))
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ProtocolError("invalid prefetch", f"The prefetch must be a whole number, not {raw!r}.")
+    return int(raw) or None
+
+
+@implementer(IDeliveryTarget)
+class StompSession:
+    """
+    The server side of one STOMP connection.
+
+    @ivar session_id: unique id, sent in CONNECTED.
+    @ivar version: the negotiated protocol version, C{None} before CONNECT.
+    @ivar writable: the client is keeping up; the broker sends queue
+        messages only while this is true.
+    @ivar subscriptions: subscription id -> L{Subscription}.
+    """
+
+    log = Logger()
+
+    def __init__(self, broker, transport) -> None:
+        self.broker = broker
+        self.transport = transport
+        self.config = broker.config
+        self.clock = broker.clock
+        self.session_id = broker.new_session_id()
+        self.version: str | None = None
+        self.user: str | None = None
+        self.vhost = None
+        self.writable = True
+        self.subscriptions: dict[str, Subscription] = {}
+        self._transactions: dict[str, list[Frame]] = {}
+        self._transaction_bytes = 0
+        self._parser = FrameParser(self.config.limits)
+        self._heart_beats: HeartBeats | None = None
+        self._busy = False
+        self._looping = False
+        self._reading_paused = False
+        self._closing = False
+        self._gone = False
+        self._paused_bytes = 0
+        self._write = transport.write
+        self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
+        transport.registerProducer(self, True)
+        broker.attach(self)
+
+    def __repr__(self) -> str:
+        return f"<StompSession {self.session_id} user={self.user!r}>"
+
+    # Input
+
+    def data_received(self, data: bytes) -> None:
+        """
+        Bytes from the client.
+        """
+        if self._closing:
+            return
+        if self._heart_beats is not None:
+            self._heart_beats.received()
+        try:
+            self._parser.feed(data)
+        except FrameError as e:
+            self._fail(e)
+            return
+        self._process()
+
+    def _process(self) -> None:
+        if self._looping:
+            return
+        self._looping = True
+        try:
+            while not self._busy and not self._closing:
+                try:
+                    frame = self._parser.next_frame()
+                except FrameError as e:
+                    self._fail(e)
+                    return
+                if frame is None:
+                    break
+                self._dispatch(frame)
+        finally:
+            self._looping = False
+        if self._busy and not self._reading_paused and not self._closing:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def _dispatch(self, frame: Frame) -> None:
+        """
+        Run one frame's handler; its receipt or ERROR follows when its effect
+        is done.
+        """
+        handler = _HANDLERS.get(frame.command)
+        self._busy = True
+        try:
+            if handler is None:
+                raise ProtocolError(
+                    "unknown command", f"{frame.command[:64]!r} is not a STOMP command this broker knows."
+                )
+            if self.version is None and frame.command not in _CONNECT_COMMANDS:
+                raise ProtocolError("not connected", "The first frame must be CONNECT or STOMP.")
+            result = handler(self, frame)
+        except Exception:
+            self._frame_done(Failure(), frame)
+            return
+        if isinstance(result, Deferred):
+            result.addBoth(self._frame_done, frame)
+        else:
+            self._frame_done(None, frame)
+
+    def _frame_done(self, outcome, frame: Frame) -> None:
+        self._busy = False
+        if isinstance(outcome, Failure):
+            if outcome.check(StompError):
+                self._fail(outcome.value, frame)
+            else:
+                self.log.failure("Handling {command} failed", outcome, command=frame.command)
+                self._fail(StompError("internal error", "The broker failed to handle this frame."), frame)
+        elif not self._closing and frame.command not in _CONNECT_COMMANDS:
+            receipt = frame.headers.get("receipt")
+            if receipt is not None:
+                self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))
+        if not self._looping and not self._closing:
+            if self._reading_paused:
+                self._reading_paused = False
+                if self._heart_beats is not None:
+                    # We did not read meanwhile: the silence was ours.
+                    self._heart_beats.received()
+                self.transport.resumeProducing()
+            self._process()
+
+    # Output
+
+    def _send_frame(self, frame: Frame) -> None:
+        self._write(encode_frame(frame, self.version or "1.0"))
+        if self._heart_beats is not None:
+            self._heart_beats.sent()
+
+    def deliver(self, subscription: Subscription, message) -> None:
+        """
+        Write a MESSAGE frame; see L{IDeliveryTarget.deliver}.
+        """
+        if self._closing:
+            return
+        version = self.version
+        head = subscription.frame_prefix
+        if subscription.acks and version == "1.2":
+            head += b"ack:" + escape_header(message.id, version).encode("utf-8") + b"\n"
+        if message.delivery_count > 1:
+            head += b"redelivered:true\ndelivery-count:%d\n" % message.delivery_count
+        data = head + message.encoded_tail(version)
+        self._write(data)
+        if self._heart_beats is not None:
+            self._heart_beats.sent()
+        if not self.writable:
+            self._paused_bytes += len(data)
+            if self._paused_bytes > self.config.limits.max_buffered:
+                self.log.warn("Disconnecting slow consumer {session}", session=self.session_id)
+                self._fail(
+                    StompError(
+                        "slow consumer",
+                        f"More than {self.config.limits.max_buffered} bytes of messages waited for this "
+                        "connection to read them.",
+                    )
+                )
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's buffer is full: the client reads slower than we send.
+        """
+        self.writable = False
+        self._paused_bytes = 0
+
+    def resumeProducing(self) -> None:
+        """
+        The client caught up: queue messages may flow again.
+        """
+        if self._closing:
+            return
+        self.writable = True
+        for subscription in list(self.subscriptions.values()):
+            self.vhost.wake(subscription)
+
+    def stopProducing(self) -> None:
+        """
+        The connection is going away; L{connection_lost} follows.
+        """
+        self.writable = False
+
+    # Ending
+
+    def _fail(self, error: StompError, frame: Frame | None = None) -> None:
+        """
+        Send an ERROR for C{error} and close the connection.
+        """
+        if self._closing:
+            return
+        headers = {"message": error.message, "content-type": "text/plain"}
+        headers.update(error.headers)
+        if frame is not None and "receipt" in frame.headers:
+            headers["receipt-id"] = frame.headers["receipt"]
+        body = error.detail.encode("utf-8")
+        headers["content-length"] = str(len(body))
+        self.log.info(
+            "ERROR {message} to {peer}", message=error.message, peer=self.transport.getPeer()
+        )
+        self._send_frame(Frame("ERROR", headers, body))
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        self.writable = False
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+        self.transport.loseConnection()
+
+    def shut_down(self, reason: str) -> None:
+        """
+        The broker is stopping: tell the client and close.
+        """
+        self._fail(StompError(reason, "The broker is stopping; reconnect later."))
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        self._fail(StompError("connect timeout", "No CONNECT frame arrived in time."))
+
+    def connection_lost(self) -> None:
+        """
+        The connection is closed: give back what the client held and forget
+        the session.
+        """
+        if self._gone:
+            return
+        self._gone = True
+        self._closing = True
+        self.writable = False
+        if self._connect_timer is not None and self._connect_timer.active():
+            self._connect_timer.cancel()
+        if self._heart_beats is not None:
+            self._heart_beats.stop()
+        self._transactions.clear()
+        if self.vhost is not None:
+            for subscription in self.subscriptions.values():
+                self._log_errors(self.vhost.unsubscribe(subscription), "unsubscribe")
+            self._log_errors(self.vhost.end_session(self.session_id), "end session")
+        self.subscriptions.clear()
+        self.transport.unregisterProducer()
+        self.broker.detach(self)
+
+    def _log_errors(self, d: Deferred, what: str) -> None:
+        d.addErrback(lambda f: self.log.failure("{what} for {session} failed", f, what=what, session=self.session_id))
+
+    # Frame handlers: each returns None or a Deferred, raises StompError.
+
+    def on_CONNECT(self, frame: Frame) -> Deferred:
+        if self.version is not None:
+            raise ProtocolError("already connected", "CONNECT was sent twice.")
+        headers = frame.headers
+        accepted = headers.get("accept-version")
+        offered = {v.strip() for v in accepted.split(",")} if accepted else {"1.0"}
+        common = [v for v in SUPPORTED_VERSIONS if v in offered]
+        if not common:
+            raise ProtocolError(
+                "unsupported protocol version",
+                f"This broker speaks STOMP {_SUPPORTED}; the client offered {accepted!r}.",
+                {"version": _SUPPORTED},
+            )
+        version = common[-1]
+        beats = negotiate(headers.get("heart-beat") if accepted else None, self.config.heart_beat)
+        self.vhost = self.broker.virtual_host(headers.get("host"))
+        authenticating = self.broker.authenticate(headers.get("login"), headers.get("passcode"), self.vhost.name)
+        return authenticating.addCallback(self._connected, version, beats)
+
+    on_STOMP = on_CONNECT
+
+    def _connected(self, user: str, version: str, beats) -> None:
+        if self._closing:
+            return
+        if self._connect_timer is not None and self._connect_timer.active():
+            self._connect_timer.cancel()
+        self._connect_timer = None
+        self.user = user
+        self.version = version
+        self._parser.version = version
+        send_every, expect_every = beats
+        self._send_frame(
+            Frame(
+                "CONNECTED",
+                {
+                    "version": version,
+                    "heart-beat": f"{self.config.heart_beat.send},{self.config.heart_beat.receive}",
+                    "session": self.session_id,
+                    "server": f"{self.config.server_name}/{__version__}",
+                },
+            )
+        )
+        if send_every or expect_every:
+            self._heart_beats = HeartBeats(
+                self.clock,
+                send_every / 1000.0,
+                expect_every * self.config.heart_beat.grace / 1000.0,
+                beat=lambda: self._write(b"\n"),
+                timed_out=self._heart_beat_timed_out,
+            )
+        self.log.info("CONNECTED {session} user={user} version={version}", session=self.session_id, user=user, version=version)
+
+    def _heart_beat_timed_out(self) -> None:
+        if self._reading_paused:
+            return
+        self._fail(StompError("heart-beat timeout", "Nothing was received from the client within its heart-beat interval."))
+
+    def on_SEND(self, frame: Frame):
+        _required(frame, "destination")
+        if self._in_transaction(frame):
+            return None
+        return self._publish(frame)
+
+    def _publish(self, frame: Frame) -> Deferred:
+        headers = frame.headers
+        reply_to = headers.get("reply-to")
+        if reply_to is not None and reply_to.startswith(TEMP_QUEUE_PREFIX) and len(reply_to) > len(TEMP_QUEUE_PREFIX):
+            name = reply_to[len(TEMP_QUEUE_PREFIX) :]
+            self._open_reply_queue(reply_to)
+            headers = dict(headers)
+            headers["reply-to"] = reply_destination(self.session_id, name)
+        return self.vhost.publish(self.session_id, headers, frame.body)
+
+    def _open_reply_queue(self, destination: str) -> None:
+        """
+        Replies to C{/temp-queue/NAME} reach the client through a
+        subscription with the queue's name as id, as RabbitMQ does, unless it
+        subscribed to the queue itself.
+        """
+        if any(sub.destination == destination for sub in self.subscriptions.values()):
+            return
+        self._subscribe(destination, destination, AUTO, None)
+
+    def on_SUBSCRIBE(self, frame: Frame) -> None:
+        headers = frame.headers
+        destination = _required(frame, "destination")
+        subscription_id = headers.get("id")
+        if subscription_id is None:
+            if self.version != "1.0":
+                raise ProtocolError("missing id header", "A SUBSCRIBE frame must have an 'id' header.")
+            subscription_id = destination
+        ack_mode = headers.get("ack", AUTO)
+        if ack_mode not in ACK_MODES:
+            raise ProtocolError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}, not {ack_mode!r}.")
+        prefetch = _prefetch(headers, ack_mode, self.config.queues.default_prefetch)
+        self._subscribe(subscription_id, destination, ack_mode, prefetch)
+
+    def _subscribe(self, subscription_id: str, destination: str, ack_mode: str, prefetch: int | None) -> None:
+        if subscription_id in self.subscriptions:
+            raise ProtocolError("duplicate subscription id", f"Subscription {subscription_id!r} already exists.")
+        if len(self.subscriptions) >= self.config.max_subscriptions:
+            raise ProtocolError(
+                "too many subscriptions", f"A connection may hold {self.config.max_subscriptions} subscriptions."
+            )
+        route = self.vhost.route(destination, self.session_id)
+        subscription = Subscription(self, subscription_id, destination, route, ack_mode, prefetch)
+        subscription.frame_prefix = (
+            b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
+        )
+        self.subscriptions[subscription_id] = subscription
+        self.vhost.subscribe(subscription)
+
+    def on_UNSUBSCRIBE(self, frame: Frame) -> Deferred:
+        subscription_id = frame.headers.get("id")
+        if subscription_id is None and self.version == "1.0":
+            subscription_id = frame.headers.get("destination")
+        if subscription_id is None:
+            raise ProtocolError("missing id header", "An UNSUBSCRIBE frame must have an 'id' header.")
+        subscription = self.subscriptions.pop(subscription_id, None)
+        if subscription is None:
+            raise ProtocolError("unknown subscription", f"There is no subscription {subscription_id!r}.")
+        return self.vhost.unsubscribe(subscription)
+
+    def on_ACK(self, frame: Frame):
+        return self._acknowledge(frame, requeue=False)
+
+    def on_NACK(self, frame: Frame):
+        return self._acknowledge(frame, requeue=True)
+
+    def _acknowledge(self, frame: Frame, requeue: bool):
+        ack_id = _required(frame, "id" if self.version == "1.2" else "message-id")
+        if self._in_transaction(frame):
+            return None
+        return self._settle(frame, ack_id, requeue)
+
+    def _settle(self, frame: Frame, ack_id: str, requeue: bool) -> Deferred:
+        named = frame.headers.get("subscription")
+        if named is not None and named in self.subscriptions:
+            candidates = [self.subscriptions[named]]
+        else:
+            candidates = self.subscriptions.values()
+        for subscription in candidates:
+            settled = subscription.settle(ack_id)
+            if settled:
+                return self.vhost.settle(subscription, settled, requeue)
+        raise ProtocolError(
+            "unknown message", f"{frame.command} of {ack_id!r}, which is not a message waiting for acknowledgement."
+        )
+
+    def _in_transaction(self, frame: Frame) -> bool:
+        """
+        If C{frame} belongs to a transaction, keep it for COMMIT.
+        """
+        name = frame.headers.get("transaction")
+        if name is None:
+            return False
+        frames = self._transaction(name)
+        if len(frames) >= self.config.queues.max_transaction_frames:
+            raise ProtocolError(
+                "transaction too large", f"A transaction may hold {self.config.queues.max_transaction_frames} frames."
+            )
+        self._transaction_bytes += len(frame.body)
+        if self._transaction_bytes > self.config.limits.max_buffered:
+            raise ProtocolError(
+                "transaction too large", f"Open transactions may hold {self.config.limits.max_buffered} bytes."
+            )
+        frames.append(frame)
+        return True
+
+    def _transaction(self, name: str) -> list[Frame]:
+        frames = self._transactions.get(name)
+        if frames is None:
+            raise ProtocolError("unknown transaction", f"Transaction {name!r} was not begun or is already over.")
+        return frames
+
+    def on_BEGIN(self, frame: Frame) -> None:
+        name = _required(frame, "transaction")
+        if name in self._transactions:
+            raise ProtocolError("transaction already begun", f"Transaction {name!r} is already open.")
+        if len(self._transactions) >= self.config.max_transactions:
+            raise ProtocolError("too many transactions", f"A connection may hold {self.config.max_transactions} open transactions.")
+        self._transactions[name] = []
+
+    def on_COMMIT(self, frame: Frame) -> Deferred:
+        frames = self._end_transaction(frame)
+        return Deferred.fromCoroutine(self._commit(frames))
+
+    async def _commit(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            if frame.command == "SEND":
+                await self._publish(frame)
+            else:
+                ack_id = frame.headers["id" if self.version == "1.2" else "message-id"]
+                await self._settle(frame, ack_id, requeue=frame.command == "NACK")
+
+    def on_ABORT(self, frame: Frame) -> None:
+        self._end_transaction(frame)
+
+    def _end_transaction(self, frame: Frame) -> list[Frame]:
+        name = _required(frame, "transaction")
+        frames = self._transaction(name)
+        del self._transactions[name]
+        self._transaction_bytes -= sum(len(f.body) for f in frames)
+        return frames
+
+    def on_DISCONNECT(self, frame: Frame) -> None:
+        receipt = frame.headers.get("receipt")
+        if receipt is not None:
+            self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))
+        self._close()
+
+
+_HANDLERS = {
+    name[3:]: function for name, function in vars(StompSession).items() if name.startswith("on_")
+}

@@ -1,0 +1,3 @@
+"""
+Message stores: implementations of L{stompd.interfaces.IMessageStore}.
+"""

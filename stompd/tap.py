@@ -1,0 +1,126 @@
+"""
+C{twistd stompd}: command-line options and the service tree.
+
+This is the only module that wires the pieces together and touches the
+global reactor.
+"""
+
+import dataclasses
+import signal
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+
+from stompd import plugins
+from stompd.broker.service import BrokerService
+from stompd.config import Config, load_config
+from stompd.errors import ConfigError
+from stompd.interfaces import IAuthenticator, IMessageStore
+from stompd.transport.tcp import StompFactory
+
+
+class Options(usage.Options):
+    """
+    C{twistd stompd [--config PATH] [--listen ENDPOINT ...]}
+    """
+
+    synopsis = "[--config PATH] [--listen ENDPOINT ...]"
+    optParameters = [
+        ["config", "c", None, "TOML configuration file (see etc/stompd.toml)."],
+    ]
+    longdesc = (
+        "Runs the stompd STOMP broker. Without options it listens on tcp:61613 "
+        "with in-memory storage and accepts the user guest/guest."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """
+        Listen on a Twisted endpoint (tcp:61613, ssl:61614:privateKey=...,
+        systemd:domain=INET:index=0); repeatable; replaces the configured list.
+        """
+        self["listen"].append(endpoint)
+
+    opt_l = opt_listen
+
+    def postOptions(self) -> None:
+        try:
+            config = load_config(self["config"]) if self["config"] else Config()
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+        if self["listen"]:
+            config = dataclasses.replace(config, listen=tuple(self["listen"]))
+        self["stompd-config"] = config
+
+
+class _ListeningService(StreamServerEndpointService):
+    """
+    Listens on one endpoint; a failure to bind stops start-up with a clear
+    message rather than a traceback.
+    """
+
+    def privilegedStartService(self) -> None:
+        self._raiseSynchronously = True
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"stompd: cannot listen on {self.description}: {e.socketError or e}") from None
+
+
+def _stop_cleanly_on_sigterm(reactor) -> None:
+    """
+    twistd ends a process stopped by SIGTERM by killing it with that signal
+    again; a broker that shut down gracefully should exit 0 instead, which
+    is what service managers and scripts expect.
+    """
+
+    def on_sigterm(number, frame):
+        Logger().info("Received SIGTERM, shutting down.")
+        reactor.callFromThread(reactor.stop)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+
+
+def make_broker(config: Config, reactor) -> BrokerService:
+    """
+    The broker service with the configured store and authenticator.
+
+    @raise ConfigError: if a plugin is missing or broken.
+    """
+    store = plugins.create(plugins.STORAGE, config.storage.backend, IMessageStore, config, reactor)
+    authenticator = plugins.create(plugins.AUTH, config.auth.backend, IAuthenticator, config, reactor)
+    return BrokerService(config, store, authenticator, reactor)
+
+
+def makeService(options: Options, reactor=None) -> MultiService:
+    """
+    Build the service tree: the broker first, then one listening service per
+    endpoint, so that on shutdown listeners stop before the broker.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    config = options["stompd-config"]
+    try:
+        broker = make_broker(config, reactor)
+    except ConfigError as e:
+        raise SystemExit(f"stompd: {e}") from None
+    top = MultiService()
+    broker.setServiceParent(top)
+    factory = StompFactory(broker)
+    for description in config.listen:
+        try:
+            endpoint = serverFromString(reactor, description)
+        except (ValueError, TypeError, KeyError) as e:
+            raise SystemExit(f"stompd: invalid listen endpoint {description!r}: {e}") from None
+        listening = _ListeningService(endpoint, factory)
+        listening.description = description
+        listening.setServiceParent(top)
+    _stop_cleanly_on_sigterm(reactor)
+    return top

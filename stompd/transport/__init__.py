@@ -1,0 +1,3 @@
+"""
+Transports: carry a session's bytes. No STOMP logic lives here.
+"""

@@ -1,0 +1,38 @@
+"""
+STOMP over TCP (and TLS): a Twisted protocol that hands bytes to a session.
+"""
+
+from twisted.internet.protocol import Factory, Protocol
+
+from stompd.session import StompSession
+
+
+class StompProtocol(Protocol):
+    """
+    One TCP connection. The transport is already an
+    L{stompd.interfaces.ISessionTransport}, so the session uses it directly.
+    """
+
+    session: StompSession | None = None
+
+    def connectionMade(self) -> None:
+        self.session = StompSession(self.factory.broker, self.transport)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.session.data_received(data)
+
+    def connectionLost(self, reason) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+
+
+class StompFactory(Factory):
+    """
+    Makes a L{StompProtocol} per connection, all on one broker.
+    """
+
+    protocol = StompProtocol
+    noisy = False
+
+    def __init__(self, broker) -> None:
+        self.broker = broker
