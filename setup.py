@@ -23,6 +23,7 @@ setup(
             "pytest-twisted>=1.14",
             "hypothesis>=6.100",
             "stomp.py>=8.1",
+            "pytest-timeout>=2.3",
         ],
     },
     entry_points={

@@ -199,7 +199,9 @@ class FrameParser:
             body_end = buffer.find(b"\x00", body_start, body_start + max_body + 1)
             if body_end < 0:
                 self._pending = (command, headers, version, head_end - start, body_offset, None)
-                self._body_scanned = 0
+                # Everything buffered was searched; _finish_body checks the
+                # limits and resumes the search when more bytes arrive.
+                self._body_scanned = end - body_start
                 return self._finish_body()
         else:
             length = self._content_length(length_text, body_offset)

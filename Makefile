@@ -1,0 +1,32 @@
+# make run   - install into .venv and start the broker on tcp:61613 (guest/guest, memory storage)
+# make test  - install into .venv with the test dependencies and run the whole test suite
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q '.[test]'
+	# The tests run the installed twistd plugin: refresh it from this tree.
+	$(BIN)/pip install -q --no-deps --force-reinstall .
+
+run: install
+	$(BIN)/twistd -n --pidfile= stompd $(ARGS)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/compare.py --start-stompd $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
