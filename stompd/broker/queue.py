@@ -95,34 +95,39 @@ class Queue:
         )
 
     def _ready_consumers(self) -> list:
+        """
+        Consumers that can take a message now, starting with the one whose
+        turn it is.
+        """
         consumers = self.consumers
-        count = len(consumers)
-        if not count:
-            return []
-        start = self._turn % count
-        self._turn = start + 1
+        start = self._turn % len(consumers) if consumers else 0
         ordered = consumers[start:] + consumers[:start]
         return [sub for sub in ordered if sub.target.writable and sub.credit() > 0]
 
     async def _pump(self) -> None:
         self._pumping = True
         try:
-            while True:
+            wanted = True
+            while wanted:
                 self._wanted = False
-                ready = self._ready_consumers()
-                if not ready:
-                    break
-                wanted = sum(min(sub.credit(), _ROUND_SIZE) for sub in ready)
-                batch = await self._store.reserve(self.key, wanted, self._clock.seconds(), None)
-                if not batch:
-                    if self._wanted:
-                        continue
-                    break
-                await self._deal(batch, ready)
-            if self._room_waiters:
-                await self._release_publishers()
+                await self._dispatch_ready()
+                if self._room_waiters:
+                    await self._release_publishers()
+                # Something arrived, or a consumer got credit, meanwhile.
+                wanted = self._wanted
         finally:
             self._pumping = False
+
+    async def _dispatch_ready(self) -> None:
+        while True:
+            ready = self._ready_consumers()
+            if not ready:
+                return
+            wanted = sum(min(sub.credit(), _ROUND_SIZE) for sub in ready)
+            batch = await self._store.reserve(self.key, wanted, self._clock.seconds(), None)
+            if not batch:
+                return
+            await self._deal(batch, ready)
 
     async def _deal(self, batch: list, ready: list) -> None:
         """
@@ -141,6 +146,7 @@ class Queue:
             message = batch[index]
             index += 1
             position += 1
+            self._turn = self.consumers.index(subscription) + 1
             if subscription.acks:
                 subscription.unacked[message.id] = message
             else:

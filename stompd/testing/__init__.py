@@ -1,0 +1,4 @@
+"""
+Public test helpers for stompd and its plugin authors: interface contract
+suites and an in-memory harness for sessions.
+"""

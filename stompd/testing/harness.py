@@ -1,0 +1,86 @@
+"""
+An in-memory harness: a broker on a fake clock and clients whose sessions
+write to Twisted's C{StringTransport}. Fast, deterministic, no sockets.
+"""
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from stompd.auth import UsersAuthenticator
+from stompd.broker.service import BrokerService
+from stompd.codec import Frame, FrameParser, encode_frame
+from stompd.config import Config
+from stompd.session import StompSession
+from stompd.storage.memory import MemoryStore
+
+
+def make_broker(config: Config | None = None, store=None, clock: Clock | None = None) -> BrokerService:
+    """
+    A broker with the memory store (or C{store}) and guest/guest, on a
+    C{Clock}, reachable as C{broker.clock}.
+    """
+    config = config or Config()
+    clock = clock or Clock()
+    authenticator = UsersAuthenticator(clock, {}, guest=config.auth.guest, anonymous=config.auth.anonymous)
+    return BrokerService(config, store or MemoryStore(), authenticator, clock)
+
+
+class FakeClient:
+    """
+    A client of C{broker} whose frames go straight into a session.
+
+    @ivar transport: the session's C{StringTransport}; its
+        C{producerState} shows whether the session paused reading.
+    """
+
+    def __init__(self, broker: BrokerService, version: str = "1.2") -> None:
+        self.broker = broker
+        self.version = version
+        self.transport = StringTransport()
+        self.session = StompSession(broker, self.transport)
+        self._parser = FrameParser(broker.config.limits)
+        self._parser.version = version
+
+    def send_bytes(self, data: bytes) -> None:
+        self.session.data_received(data)
+
+    def send(self, command: str, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        self.send_bytes(encode_frame(Frame(command, headers or {}, body), self.version))
+
+    def connect(self, **headers: str) -> Frame:
+        """
+        CONNECT as guest and return the CONNECTED frame.
+        """
+        headers = {"accept-version": self.version, "login": "guest", "passcode": "guest", **headers}
+        self.send("CONNECT", headers)
+        [connected] = self.frames()
+        assert connected.command == "CONNECTED", connected
+        return connected
+
+    def received(self) -> bytes:
+        """
+        The bytes written to the client since the last call.
+        """
+        data = self.transport.value()
+        self.transport.clear()
+        return data
+
+    def frames(self) -> list[Frame]:
+        """
+        The frames written to the client since the last call.
+        """
+        self._parser.feed(self.received())
+        frames = []
+        while (frame := self._parser.next_frame()) is not None:
+            frames.append(frame)
+        return frames
+
+    def disconnect(self) -> None:
+        """
+        The connection drops.
+        """
+        self.session.connection_lost()
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.disconnecting

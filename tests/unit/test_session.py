@@ -1,0 +1,165 @@
+"""
+The session on an in-memory transport and a fake clock.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+
+from stompd.config import Config, HeartBeatConfig
+from stompd.storage.memory import MemoryStore
+from stompd.testing.harness import FakeClient, make_broker
+
+
+def subscribed(broker, destination, ack="auto", **headers):
+    client = FakeClient(broker)
+    client.connect()
+    client.send("SUBSCRIBE", {"destination": destination, "id": "s", "ack": ack, **headers})
+    return client
+
+
+def test_connected_headers():
+    client = FakeClient(make_broker())
+    connected = client.connect()
+    assert connected.headers["version"] == "1.2"
+    assert connected.headers["session"].startswith("session-")
+    assert connected.headers["server"].startswith("stompd/")
+    assert connected.headers["heart-beat"] == "1000,1000"
+
+
+def test_no_common_version():
+    client = FakeClient(make_broker())
+    client.send("CONNECT", {"accept-version": "2.0,3.1"})
+    [error] = client.frames()
+    assert error.command == "ERROR"
+    assert error.headers["version"] == "1.0,1.1,1.2"
+    assert client.closed
+
+
+def test_queue_round_robin_and_ack():
+    broker = make_broker()
+    consumers = [subscribed(broker, "/queue/work", ack="client-individual") for _ in range(2)]
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(4):
+        producer.send("SEND", {"destination": "/queue/work"}, b"%d" % n)
+    bodies = [[f.body for f in c.frames()] for c in consumers]
+    assert bodies == [[b"0", b"2"], [b"1", b"3"]]
+
+
+def test_nack_redelivers_with_count():
+    broker = make_broker()
+    consumer = subscribed(broker, "/queue/work", ack="client-individual")
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send("SEND", {"destination": "/queue/work"}, b"x")
+    [first] = consumer.frames()
+    assert "redelivered" not in first.headers
+    consumer.send("NACK", {"id": first.headers["ack"]})
+    [again] = consumer.frames()
+    assert again.headers["redelivered"] == "true"
+    assert again.headers["delivery-count"] == "2"
+    assert again.headers["message-id"] == first.headers["message-id"]
+
+
+def test_heart_beats_sent_on_time():
+    config = Config(heart_beat=HeartBeatConfig(send=1000, receive=1000, grace=2.0))
+    broker = make_broker(config)
+    client = FakeClient(broker)
+    client.connect(**{"heart-beat": "0,1000"})
+    broker.clock.advance(0.999)
+    assert client.received() == b""
+    broker.clock.advance(0.001)
+    assert client.received() == b"\n"
+    broker.clock.advance(1.0)
+    assert client.received() == b"\n"
+    assert not client.closed
+
+
+def test_silent_client_is_disconnected():
+    config = Config(heart_beat=HeartBeatConfig(send=1000, receive=1000, grace=2.0))
+    broker = make_broker(config)
+    client = FakeClient(broker)
+    client.connect(**{"heart-beat": "1000,0"})
+    broker.clock.advance(1.5)
+    client.send_bytes(b"\n")
+    broker.clock.advance(1.9)
+    assert not client.closed
+    broker.clock.advance(0.2)
+    [error] = client.frames()
+    assert error.command == "ERROR"
+    assert error.headers["message"] == "heart-beat timeout"
+    assert client.closed
+
+
+def test_connect_timeout():
+    broker = make_broker()
+    client = FakeClient(broker)
+    broker.clock.advance(broker.config.connect_timeout)
+    [error] = client.frames()
+    assert error.headers["message"] == "connect timeout"
+
+
+class SlowStore(MemoryStore):
+    """
+    A memory store whose enqueue answers only when the test says so.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def enqueue(self, queue, message):
+        d = Deferred()
+        self.pending.append((d, super().enqueue(queue, message)))
+        return d
+
+    def answer(self):
+        d, result = self.pending.pop(0)
+        result.addCallback(d.callback)
+
+
+def test_frames_wait_for_the_store_in_order():
+    store = SlowStore()
+    broker = make_broker(store=store)
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(
+        b"SEND\ndestination:/queue/a\nreceipt:1\n\nfirst\x00"
+        b"SEND\ndestination:/queue/a\nreceipt:2\n\nsecond\x00"
+    )
+    assert producer.frames() == []
+    assert producer.transport.producerState == "paused"
+    assert len(store.pending) == 1
+    store.answer()
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["1"]
+    store.answer()
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["2"]
+    assert producer.transport.producerState == "producing"
+
+
+def test_paused_consumer_gets_no_queue_messages():
+    broker = make_broker()
+    slow = subscribed(broker, "/queue/work")
+    fast = subscribed(broker, "/queue/work")
+    slow.session.pauseProducing()
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(3):
+        producer.send("SEND", {"destination": "/queue/work"}, b"%d" % n)
+    assert slow.frames() == []
+    assert [f.body for f in fast.frames()] == [b"0", b"1", b"2"]
+
+
+def test_publisher_paused_above_high_water_mark():
+    config = Config()
+    config = Config(queues=type(config.queues)(high_water_mark=4))
+    broker = make_broker(config)
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(5):
+        producer.send("SEND", {"destination": "/queue/full", "receipt": str(n)}, b"x")
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["0", "1", "2"]
+    assert producer.transport.producerState == "paused"
+    consumer = subscribed(broker, "/queue/full")
+    assert len(consumer.frames()) == 5
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["3", "4"]
+    assert producer.transport.producerState == "producing"
