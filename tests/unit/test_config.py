@@ -1,0 +1,53 @@
+"""
+Configuration parsing and its error messages.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from stompd.config import Config, load_config, parse_config
+from stompd.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "etc" / "stompd.toml"
+
+
+def test_example_config_is_the_defaults():
+    assert load_config(str(EXAMPLE)) == Config()
+
+
+def test_values_are_read():
+    config = parse_config(
+        'listen = ["tcp:1", "tcp:2"]\n[limits]\nmax-body-size = 10\n[heart-beat]\ngrace = 2\n'
+        '[queues]\ndefault-prefetch = 5\n'
+    )
+    assert config.listen == ("tcp:1", "tcp:2")
+    assert config.limits.max_body_size == 10
+    assert config.heart_beat.grace == 2.0
+    assert config.queues.default_prefetch == 5
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("colour = 1\n", "f.toml: colour: unknown key"),
+        ("[limits]\nmax_body_size = 1\n", "f.toml: limits.max_body_size: unknown key"),
+        ("[limits]\nmax-body-size = 'big'\n", "f.toml: limits.max-body-size: expected an int, got 'big'"),
+        ("listen = 'tcp:1'\n", "f.toml: listen: expected a list of strings, got 'tcp:1'"),
+        ("[auth]\nguest = 1\n", "f.toml: auth.guest: expected a bool, got 1"),
+        ("limits = 3\n", "f.toml: limits: expected a table, got 3"),
+        ("[heart-beat]\ngrace = 0.5\n", "f.toml: heart-beat: grace must be at least 1.0"),
+        ("[queues]\nauto-delete = '('\n", "f.toml: queues: auto-delete is not a regular expression"),
+        ("virtual-hosts = ['a']\n", "f.toml: top level: virtual-hosts must include the default '/'"),
+        ("listen = [\n", "f.toml: not valid TOML"),
+    ],
+)
+def test_errors_name_file_key_and_problem(text, expected):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "f.toml")
+    assert str(raised.value).startswith(expected)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="nope.toml: cannot read configuration"):
+        load_config("nope.toml")

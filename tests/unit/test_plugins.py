@@ -1,0 +1,34 @@
+"""
+Finding plugins through entry points.
+"""
+
+import pytest
+from zope.interface import Interface
+
+from stompd import plugins
+from stompd.config import Config
+from stompd.errors import ConfigError
+from stompd.interfaces import IAuthenticator, IMessageStore
+from stompd.storage.memory import MemoryStore
+
+
+class INothing(Interface):
+    def impossible():
+        """
+        Nothing provides this.
+        """
+
+
+def test_builtins_load():
+    assert isinstance(plugins.create(plugins.STORAGE, "memory", IMessageStore, Config(), None), MemoryStore)
+    assert IAuthenticator.providedBy(plugins.create(plugins.AUTH, "users", IAuthenticator, Config(), None))
+
+
+def test_missing_plugin_lists_installed():
+    with pytest.raises(ConfigError, match="no stompd.storage plugin named 'nosuch'; installed: .*memory"):
+        plugins.create(plugins.STORAGE, "nosuch", IMessageStore, Config(), None)
+
+
+def test_wrong_interface_names_plugin_and_distribution():
+    with pytest.raises(ConfigError, match=r"stompd.storage plugin 'memory' \(.* from stompd .*\) does not provide INothing"):
+        plugins.create(plugins.STORAGE, "memory", INothing, Config(), None)
