@@ -176,7 +176,12 @@ def _build(cls, table: dict, where: str):
     try:
         return cls(**values)
     except ValueError as e:
-        raise ConfigError(f"{where.rstrip('.') or 'top level'}: {e}") from None
+        # Name keys as the file spells them: the codec's Limits reports its
+        # attribute names (max_body_size), the file says max-body-size.
+        problem = str(e)
+        for name in fields:
+            problem = problem.replace(name, name.replace("_", "-"))
+        raise ConfigError(f"{where.rstrip('.') or 'top level'}: {problem}") from None
 
 
 def parse_config(text: str, path: str = "<config>") -> Config:

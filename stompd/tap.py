@@ -72,6 +72,10 @@ class _ListeningService(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             raise SystemExit(f"stompd: cannot listen on {self.description}: {e.socketError or e}") from None
+        except (OSError, OverflowError) as e:
+            # Not wrapped in CannotListenError: a port above 65535, a UNIX
+            # socket in a missing directory.
+            raise SystemExit(f"stompd: cannot listen on {self.description}: {e}") from None
 
 
 def _stop_cleanly_on_sigterm(reactor) -> None:
@@ -114,11 +118,16 @@ def makeService(options: Options, reactor=None) -> MultiService:
     top = MultiService()
     broker.setServiceParent(top)
     factory = StompFactory(broker)
+    # Name where a bad endpoint string came from: the command line or the file.
+    source = "--listen" if options.get("listen") or not options.get("config") else f"{options['config']}: listen"
     for description in config.listen:
         try:
             endpoint = serverFromString(reactor, description)
-        except (ValueError, TypeError, KeyError) as e:
-            raise SystemExit(f"stompd: invalid listen endpoint {description!r}: {e}") from None
+        except Exception as e:
+            # Parsing may read files (ssl: keys and certificates) or the
+            # environment (systemd:), so it fails in many ways; each is a bad
+            # endpoint string, not a bug to show a traceback for.
+            raise SystemExit(f"stompd: {source}: invalid endpoint {description!r}: {e}") from None
         listening = _ListeningService(endpoint, factory)
         listening.description = description
         listening.setServiceParent(top)

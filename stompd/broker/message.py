@@ -23,6 +23,21 @@ FRAME_ONLY_HEADERS = frozenset(
 )
 
 
+def _can_carry(name: str, value: str, version: str) -> bool:
+    """
+    Can a STOMP 1.0 or 1.1 MESSAGE carry this header, sent by a 1.1 or 1.2
+    producer? 1.0 has no escapes: a newline, or a colon in the name, would
+    let one client forge headers in another's frames. Neither escapes a CR,
+    which a parser takes for part of a CRLF EOL at the end of a value. Such
+    a header is left out of that version's frames.
+    """
+    if value.endswith("\r"):
+        return False
+    if version == "1.0":
+        return "\n" not in value and "\n" not in name and ":" not in name
+    return True
+
+
 class MessageIds:
     """
     Makes message ids unique across every broker node sharing a store: a
@@ -87,6 +102,8 @@ class Message:
         if tail is None:
             lines = [f"message-id:{escape_header(self.id, version)}"]
             for name, value in self.headers.items():
+                if version != "1.2" and not _can_carry(name, value, version):
+                    continue
                 lines.append(f"{escape_header(name, version)}:{escape_header(value, version)}")
             lines.append(f"content-length:{len(self.body)}\n\n")
             tail = "\n".join(lines).encode("utf-8") + self.body + b"\x00"

@@ -57,7 +57,9 @@ class BrokerService(Service):
         closing = [self.session_closed(session) for session in self.sessions]
         for session in list(self.sessions):
             session.shut_down("broker shutting down")
-        waited = DeferredList(closing)
+        # consumeErrors: the timeout cancels the waits of clients that did not
+        # go, which is expected and must not be logged as unhandled errors.
+        waited = DeferredList(closing, consumeErrors=True)
         if closing:
             timer = self.clock.callLater(self.config.shutdown_timeout, waited.cancel)
             waited.addBoth(lambda result: timer.active() and timer.cancel())

@@ -18,7 +18,7 @@ from stompd import __version__
 from stompd.broker.destination import TEMP_QUEUE_PREFIX, reply_destination
 from stompd.broker.subscription import ACK_MODES, AUTO, Subscription
 from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
-from stompd.errors import FrameError, ProtocolError, StompError
+from stompd.errors import DestinationError, FrameError, ProtocolError, StompError
 from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
@@ -86,6 +86,7 @@ class StompSession:
         self._write = transport.write
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
         transport.registerProducer(self, True)
+        self._registered = True
         broker.attach(self)
 
     def __repr__(self) -> str:
@@ -210,9 +211,13 @@ class StompSession:
     def pauseProducing(self) -> None:
         """
         The transport's buffer is full: the client reads slower than we send.
+
+        Twisted calls this on every write while the buffer stays full, so
+        only the first call of a pause starts counting what waits.
         """
+        if self.writable:
+            self._paused_bytes = 0
         self.writable = False
-        self._paused_bytes = 0
 
     def resumeProducing(self) -> None:
         """
@@ -256,7 +261,16 @@ class StompSession:
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()
+        # A transport whose producer is paused (a slow consumer) waits for it
+        # to be unregistered before it closes, even once its buffer is sent.
+        self._unregister()
         self.transport.loseConnection()
+
+    def _unregister(self) -> None:
+        # Once only: some transports refuse a second unregisterProducer.
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
 
     def shut_down(self, reason: str) -> None:
         """
@@ -288,7 +302,7 @@ class StompSession:
                 self._log_errors(self.vhost.unsubscribe(subscription), "unsubscribe")
             self._log_errors(self.vhost.end_session(self.session_id), "end session")
         self.subscriptions.clear()
-        self.transport.unregisterProducer()
+        self._unregister()
         self.broker.detach(self)
 
     def _log_errors(self, d: Deferred, what: str) -> None:
@@ -401,6 +415,12 @@ class StompSession:
                 "too many subscriptions", f"A connection may hold {self.config.max_subscriptions} subscriptions."
             )
         route = self.vhost.route(destination, self.session_id)
+        if route.owner is not None and route.owner != self.session_id:
+            # A /reply-queue/ name is for sending replies; reading it would
+            # steal another connection's replies.
+            raise DestinationError(
+                "access refused", f"{destination!r} is another connection's temporary queue: only SEND to it."
+            )
         subscription = Subscription(self, subscription_id, destination, route, ack_mode, prefetch)
         subscription.frame_prefix = (
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"

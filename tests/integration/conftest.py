@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,10 @@ class Collector(stomp.ConnectionListener):
         self.errors = []
         self.receipts = []
         self.disconnected = False
+        self.connected = []
+
+    def on_connected(self, frame):
+        self.connected.append(frame)
 
     def on_message(self, frame):
         self.messages.append(frame)
@@ -125,12 +130,14 @@ def connect(broker):
     """
     made = []
 
-    def make(version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", **kwargs):
+    def make(version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", port=None, **kwargs):
+        # port: another broker's, e.g. one from start_broker.
+        hosts = [("127.0.0.1", port or broker.port)]
         cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
         if version == "1.0":
-            conn = cls([("127.0.0.1", broker.port)], **kwargs)
+            conn = cls(hosts, **kwargs)
         else:
-            conn = cls([("127.0.0.1", broker.port)], heartbeats=heartbeats, **kwargs)
+            conn = cls(hosts, heartbeats=heartbeats, **kwargs)
         listener = Collector()
         conn.set_listener("collector", listener)
         conn.connect(login, passcode, wait=True)
@@ -145,3 +152,244 @@ def connect(broker):
                 conn.disconnect()
         except Exception:
             pass
+
+
+class RawFrame:
+    """
+    A frame read by L{RawClient}: headers keep the first of repeated names,
+    values are left escaped.
+    """
+
+    def __init__(self, command: str, headers: dict, body: bytes) -> None:
+        self.command = command
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"<RawFrame {self.command} {self.headers} {self.body[:80]!r}>"
+
+
+class RawClient:
+    """
+    A plain socket speaking STOMP bytes, for what a real client library will
+    not send: malformed frames, odd splits, raw heart-beats.
+    """
+
+    def __init__(self, port: int, sock: socket.socket | None = None) -> None:
+        self.sock = sock or socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+        self.eof = False
+        # Heart-beat EOLs skipped between frames, for heart-beat tests.
+        self.beats = 0
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send_frame(self, command: str, headers: dict | None = None, body: bytes = b"", eol: bytes = b"\n") -> None:
+        lines = [command] + [f"{name}:{value}" for name, value in (headers or {}).items()]
+        self.send(eol.join(line.encode("utf-8") for line in lines) + eol + eol + body + b"\0")
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if self.eof or remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def read_frame(self, timeout: float = 5.0) -> RawFrame | None:
+        """
+        The next frame, or C{None} if the connection closed or nothing
+        arrived in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            stripped = self.buffer.lstrip(b"\r\n")
+            self.beats += self.buffer[: len(self.buffer) - len(stripped)].count(b"\n")
+            self.buffer = stripped
+            frame = self._parse()
+            if frame is not None:
+                return frame
+            if not self._fill(deadline):
+                return None
+
+    def _parse(self) -> RawFrame | None:
+        end = self.buffer.find(b"\n\n")
+        crlf_end = self.buffer.find(b"\r\n\r\n")
+        if crlf_end >= 0 and (end < 0 or crlf_end < end):
+            head, body_start = self.buffer[:crlf_end], crlf_end + 4
+        elif end >= 0:
+            head, body_start = self.buffer[:end], end + 2
+        else:
+            return None
+        lines = head.decode("utf-8").replace("\r\n", "\n").split("\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.setdefault(name, value)
+        if "content-length" in headers:
+            body_end = body_start + int(headers["content-length"])
+            if len(self.buffer) <= body_end:
+                return None
+        else:
+            body_end = self.buffer.find(b"\0", body_start)
+            if body_end < 0:
+                return None
+        body = self.buffer[body_start:body_end]
+        self.buffer = self.buffer[body_end + 1 :]
+        return RawFrame(lines[0], headers, body)
+
+    def connect(self, version: str | None = "1.2", command: str = "CONNECT", **headers) -> RawFrame:
+        """
+        Send CONNECT (guest/guest unless told otherwise) and return the
+        answer, CONNECTED or ERROR.
+        """
+        sent = {"login": "guest", "passcode": "guest"}
+        if version is not None:
+            sent["accept-version"] = version
+            sent["host"] = "localhost"
+        sent.update({name.replace("_", "-"): value for name, value in headers.items()})
+        self.send_frame(command, {name: value for name, value in sent.items() if value is not None})
+        frame = self.read_frame()
+        assert frame is not None, "no answer to CONNECT"
+        return frame
+
+    def is_closed(self, timeout: float = 5.0) -> bool:
+        """
+        Does the broker close the connection within C{timeout}? Whatever it
+        sends meanwhile is kept in the buffer.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.eof and self._fill(deadline):
+            pass
+        return self.eof
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def raw(broker):
+    """
+    Make L{RawClient}s connected to the module's broker, or to another
+    port, or over a given socket (e.g. a TLS one); closed at teardown.
+    """
+    made = []
+
+    def make(port: int | None = None, sock: socket.socket | None = None) -> RawClient:
+        client = RawClient(port or broker.port, sock)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def assert_error_and_close(client: RawClient, message: str | None = None, timeout: float = 5.0) -> RawFrame:
+    """
+    The broker answers with an ERROR frame that has a C{message} header
+    (containing C{message}, if given) and a body, then closes the connection.
+    """
+    frame = client.read_frame(timeout)
+    assert frame is not None, "the broker sent no ERROR frame"
+    assert frame.command == "ERROR", frame
+    assert frame.headers.get("message"), frame
+    assert frame.body, frame
+    if message is not None:
+        assert message in frame.headers["message"], frame
+    assert client.is_closed(timeout), "the broker did not close the connection after ERROR"
+    return frame
+
+
+@pytest.fixture
+def assert_serving(connect):
+    """
+    A check that the broker still serves: a fresh client receives what it
+    publishes to a topic.
+    """
+
+    def check() -> None:
+        conn = connect()
+        topic = f"/topic/alive.{uuid.uuid4().hex[:8]}"
+        conn.subscribe(topic, id="alive", receipt="alive-sub")
+        assert conn.collector.wait_for(lambda: "alive-sub" in conn.collector.receipts)
+        conn.send(topic, "still here")
+        assert conn.collector.wait_for(lambda: conn.collector.messages)
+        assert conn.collector.messages[-1].body == "still here"
+        conn.disconnect()
+
+    return check
+
+
+@pytest.fixture
+def expect_error():
+    """
+    L{assert_error_and_close}, for test modules (conftest is not importable).
+    """
+    return assert_error_and_close
+
+
+@pytest.fixture(scope="session")
+def broker_process():
+    """
+    L{BrokerProcess}, for tests that start brokers of their own.
+    """
+    return BrokerProcess
+
+
+@pytest.fixture
+def start_broker(tmp_path):
+    """
+    Start brokers with their own configuration (TOML text), for settings
+    the module's broker does not have; stopped at teardown.
+    """
+    started = []
+
+    def start(config: str) -> BrokerProcess:
+        directory = tmp_path / f"broker{len(started)}"
+        directory.mkdir()
+        running = BrokerProcess(directory, config)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def unique():
+    """
+    Make destination names no other test uses: C{unique("/queue/jobs.")}.
+    """
+
+    def make(prefix: str) -> str:
+        return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def subscribe():
+    """
+    Subscribe a stomp.py connection and wait for the broker's receipt, so
+    that what is sent next is routed to the new subscription.
+    """
+
+    def make(conn, destination: str, id: str = "s", ack: str = "auto", **headers) -> None:
+        receipt = f"subscribed-{id}-{uuid.uuid4().hex[:8]}"
+        conn.subscribe(destination, id=id, ack=ack, headers=headers, receipt=receipt)
+        assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt for {destination}"
+
+    return make

@@ -1,0 +1,276 @@
+"""
+Acknowledgement through a real stomp.py client: auto, client (cumulative)
+and client-individual modes in every protocol version, NACK, redelivery of
+what a consumer held when it leaves, and prefetch limits.
+"""
+
+import time
+
+import pytest
+
+
+def bodies(conn) -> list:
+    return [m.body for m in conn.collector.messages]
+
+
+def send_all(producer, destination: str, messages: list) -> None:
+    """
+    Send C{messages} and wait until the broker has them all.
+    """
+    for body in messages[:-1]:
+        producer.send(destination, body)
+    receipt = f"sent-{destination}-{messages[-1]}"
+    producer.send(destination, messages[-1], receipt=receipt)
+    assert producer.collector.wait_for(lambda: receipt in producer.collector.receipts), "no receipt for SEND"
+
+
+def settle(conn, message, command: str = "ACK", receipt: str = "settled") -> None:
+    """
+    ACK or NACK C{message} and wait for the broker's receipt.
+    """
+    headers = message.headers
+    if conn.version == "1.2":
+        ids = {"id": headers["ack"]}
+    elif conn.version == "1.1":
+        ids = {"message-id": headers["message-id"], "subscription": headers["subscription"]}
+    else:
+        ids = {"message-id": headers["message-id"]}
+    conn.send_frame(command, {**ids, "receipt": receipt})
+    assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt for {command}"
+
+
+def redelivered(message) -> tuple:
+    return message.headers.get("redelivered"), message.headers.get("delivery-count")
+
+
+def test_auto_ack_messages_are_gone_once_delivered(connect, subscribe, unique):
+    queue = unique("/queue/auto.")
+    first = connect()
+    subscribe(first, queue)
+    producer = connect()
+    send_all(producer, queue, ["a", "b", "c"])
+    assert first.collector.wait_for(lambda: len(first.collector.messages) == 3)
+    assert all("ack" not in m.headers for m in first.collector.messages)
+    first.disconnect()
+    second = connect()
+    subscribe(second, queue)
+    send_all(producer, queue, ["d"])
+    assert second.collector.wait_for(lambda: second.collector.messages)
+    time.sleep(0.1)
+    assert bodies(second) == ["d"]
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_client_ack_is_cumulative(connect, subscribe, unique, version):
+    """
+    An ACK in client mode acknowledges that message and all delivered
+    before it on the subscription; the rest come back after a disconnect.
+    """
+    queue = unique("/queue/client.")
+    consumer = connect(version=version)
+    subscribe(consumer, queue, id="sub", ack="client")
+    producer = connect()
+    send_all(producer, queue, [f"m{i}" for i in range(1, 6)])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 5)
+    settle(consumer, consumer.collector.messages[2])
+    consumer.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    assert other.collector.wait_for(lambda: len(other.collector.messages) == 2)
+    time.sleep(0.1)
+    assert bodies(other) == ["m4", "m5"]
+    assert [redelivered(m) for m in other.collector.messages] == [("true", "2")] * 2
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+def test_client_individual_ack_is_per_message(connect, subscribe, unique, version):
+    queue = unique("/queue/individual.")
+    consumer = connect(version=version)
+    subscribe(consumer, queue, id="sub", ack="client-individual")
+    producer = connect()
+    send_all(producer, queue, [f"m{i}" for i in range(1, 6)])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 5)
+    for n in (0, 2, 4):
+        settle(consumer, consumer.collector.messages[n], receipt=f"acked-{n}")
+    consumer.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    assert other.collector.wait_for(lambda: len(other.collector.messages) == 2)
+    time.sleep(0.1)
+    assert bodies(other) == ["m2", "m4"]
+    assert [redelivered(m) for m in other.collector.messages] == [("true", "2")] * 2
+
+
+def test_acknowledged_messages_are_not_redelivered(connect, subscribe, unique):
+    queue = unique("/queue/all-acked.")
+    consumer = connect()
+    subscribe(consumer, queue, id="sub", ack="client")
+    producer = connect()
+    send_all(producer, queue, ["a", "b"])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
+    settle(consumer, consumer.collector.messages[1])
+    consumer.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    send_all(producer, queue, ["c"])
+    assert other.collector.wait_for(lambda: other.collector.messages)
+    time.sleep(0.1)
+    assert bodies(other) == ["c"]
+
+
+def test_nack_redelivers_with_a_growing_delivery_count(connect, subscribe, unique):
+    queue = unique("/queue/nack.")
+    consumer = connect()
+    subscribe(consumer, queue, id="sub", ack="client-individual")
+    producer = connect()
+    send_all(producer, queue, ["bad", "good"])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
+    assert [redelivered(m) for m in consumer.collector.messages] == [(None, None)] * 2
+    settle(consumer, consumer.collector.messages[0], "NACK", receipt="nack-1")
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 3)
+    again = consumer.collector.messages[2]
+    assert (again.body, *redelivered(again)) == ("bad", "true", "2")
+    assert again.headers["message-id"] == consumer.collector.messages[0].headers["message-id"]
+    settle(consumer, again, "NACK", receipt="nack-2")
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 4)
+    assert (consumer.collector.messages[3].body, *redelivered(consumer.collector.messages[3])) == ("bad", "true", "3")
+    settle(consumer, consumer.collector.messages[3], receipt="ack")
+    settle(consumer, consumer.collector.messages[1], receipt="ack-good")
+    time.sleep(0.1)
+    assert len(consumer.collector.messages) == 4
+
+
+def test_nacked_message_goes_to_the_next_consumer(connect, subscribe, unique):
+    queue = unique("/queue/nack-other.")
+    refuser = connect()
+    subscribe(refuser, queue, id="refuser", ack="client-individual")
+    producer = connect()
+    send_all(producer, queue, ["job"])
+    assert refuser.collector.wait_for(lambda: refuser.collector.messages)
+    other = connect()
+    subscribe(other, queue, id="other")
+    settle(refuser, refuser.collector.messages[0], "NACK")
+    # Round-robin: the refuser had the last message, so the other consumer
+    # has the next turn.
+    assert other.collector.wait_for(lambda: other.collector.messages)
+    time.sleep(0.1)
+    (message,) = other.collector.messages
+    assert (message.body, *redelivered(message)) == ("job", "true", "2")
+    assert len(refuser.collector.messages) == 1
+
+
+@pytest.mark.parametrize("leave", ["disconnect", "unsubscribe"])
+def test_unacknowledged_messages_go_to_another_consumer(connect, subscribe, unique, leave):
+    queue = unique("/queue/leaving.")
+    leaver = connect()
+    subscribe(leaver, queue, id="leaver", ack="client")
+    producer = connect()
+    send_all(producer, queue, ["m1", "m2", "m3"])
+    assert leaver.collector.wait_for(lambda: len(leaver.collector.messages) == 3)
+    settle(leaver, leaver.collector.messages[0])
+    stayer = connect()
+    subscribe(stayer, queue)
+    if leave == "disconnect":
+        leaver.disconnect()
+    else:
+        leaver.unsubscribe(id="leaver", receipt="unsubscribed")
+        assert leaver.collector.wait_for(lambda: "unsubscribed" in leaver.collector.receipts)
+    assert stayer.collector.wait_for(lambda: len(stayer.collector.messages) == 2)
+    assert bodies(stayer) == ["m2", "m3"]
+    assert [redelivered(m) for m in stayer.collector.messages] == [("true", "2")] * 2
+    if leave == "unsubscribe":
+        send_all(producer, queue, ["m4"])
+        assert stayer.collector.wait_for(lambda: len(stayer.collector.messages) == 3)
+        time.sleep(0.1)
+        assert bodies(leaver) == ["m1", "m2", "m3"]
+
+
+def test_nacked_topic_message_is_dropped(connect, subscribe, unique):
+    topic = unique("/topic/nack.")
+    consumer = connect()
+    subscribe(consumer, topic, id="sub", ack="client-individual")
+    producer = connect()
+    producer.send(topic, "once")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    settle(consumer, consumer.collector.messages[0], "NACK")
+    producer.send(topic, "next")
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
+    settle(consumer, consumer.collector.messages[1], "ACK", receipt="acked")
+    time.sleep(0.2)
+    assert bodies(consumer) == ["once", "next"]
+    assert not consumer.collector.errors
+
+
+@pytest.mark.parametrize("header", ["prefetch-count", "activemq.prefetchSize"])
+def test_prefetch_limits_unacknowledged_messages(connect, subscribe, unique, header):
+    queue = unique("/queue/prefetch.")
+    holder = connect()
+    subscribe(holder, queue, id="holder", ack="client-individual", **{header: "2"})
+    worker = connect()
+    subscribe(worker, queue, id="worker", ack="client-individual")
+    producer = connect()
+    send_all(producer, queue, [str(i) for i in range(10)])
+    assert worker.collector.wait_for(lambda: len(worker.collector.messages) == 8)
+    time.sleep(0.1)
+    assert len(holder.collector.messages) == 2
+    assert len(worker.collector.messages) == 8
+    # An ACK frees room for one more.
+    settle(holder, holder.collector.messages[0])
+    send_all(producer, queue, ["10", "11"])
+    assert holder.collector.wait_for(lambda: len(holder.collector.messages) == 3)
+    assert worker.collector.wait_for(lambda: len(worker.collector.messages) == 9)
+    time.sleep(0.1)
+    assert len(holder.collector.messages) == 3
+    all_bodies = sorted(int(b) for c in (holder, worker) for b in bodies(c))
+    assert all_bodies == list(range(12))
+
+
+def test_default_prefetch_bounds_client_ack_subscriptions(connect, subscribe, unique):
+    queue = unique("/queue/default-prefetch.")
+    producer = connect()
+    send_all(producer, queue, [str(i) for i in range(150)])
+    consumer = connect()
+    subscribe(consumer, queue, id="sub", ack="client")
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 100)
+    time.sleep(0.2)
+    assert len(consumer.collector.messages) == 100
+    settle(consumer, consumer.collector.messages[99])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 150)
+    assert bodies(consumer) == [str(i) for i in range(150)]
+
+
+def test_ack_receipt(connect, subscribe, unique):
+    queue = unique("/queue/ack-receipt.")
+    consumer = connect()
+    subscribe(consumer, queue, id="sub", ack="client-individual")
+    producer = connect()
+    send_all(producer, queue, ["x"])
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    consumer.ack(consumer.collector.messages[0].headers["ack"], receipt="acked")
+    assert consumer.collector.wait_for(lambda: "acked" in consumer.collector.receipts)
+
+
+@pytest.mark.parametrize("command", ["ACK", "NACK"])
+def test_ack_of_unknown_message_is_an_error(raw, assert_serving, expect_error, command):
+    client = raw()
+    assert client.connect().command == "CONNECTED"
+    client.send_frame(command, {"id": "no-such-message", "receipt": "r"})
+    error = expect_error(client)
+    assert error.headers.get("receipt-id") == "r"
+    assert_serving()
+
+
+def test_ack_of_a_message_twice_is_an_error(raw, unique, assert_serving, expect_error):
+    queue = unique("/queue/twice.")
+    client = raw()
+    assert client.connect().command == "CONNECTED"
+    client.send_frame("SUBSCRIBE", {"id": "s", "destination": queue, "ack": "client-individual"})
+    client.send_frame("SEND", {"destination": queue}, b"x")
+    message = client.read_frame()
+    assert message.command == "MESSAGE"
+    client.send_frame("ACK", {"id": message.headers["ack"], "receipt": "first"})
+    receipt = client.read_frame()
+    assert receipt.command == "RECEIPT" and receipt.headers["receipt-id"] == "first"
+    client.send_frame("ACK", {"id": message.headers["ack"]})
+    expect_error(client)
+    assert_serving()

@@ -1,0 +1,131 @@
+"""
+Flow control over real sockets: a consumer that stops reading does not hold
+up the others, a topic subscriber that never reads is disconnected, and a
+publisher to a full queue is slowed down until the queue drains.
+"""
+
+import socket
+import time
+
+import pytest
+
+# Big enough that a few hundred fill the kernel's socket buffers quickly.
+BODY = "x" * 16 * 1024
+
+
+def stalled_subscriber(raw, port: int, destination: str):
+    """
+    A raw client, with a small receive buffer, that subscribes to
+    C{destination} and then does not read until told to.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    client = raw(port, sock)
+    assert client.connect().command == "CONNECTED"
+    client.send_frame("SUBSCRIBE", {"id": "stalled", "destination": destination, "receipt": "subscribed"})
+    receipt = client.read_frame()
+    assert receipt is not None and receipt.command == "RECEIPT", receipt
+    return client
+
+
+def drain(client, limit: int, timeout: float = 10.0) -> list:
+    """
+    Read what the broker sent C{client}, until it closes or is quiet; at most
+    C{limit} frames.
+    """
+    frames = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < limit and time.monotonic() < deadline:
+        frame = client.read_frame(timeout=1.0)
+        if frame is None:
+            break
+        frames.append(frame)
+    return frames
+
+
+def publish(producer, destination: str, count: int, timeout: float = 20.0) -> None:
+    for i in range(count - 1):
+        producer.send(destination, BODY, headers={"n": str(i)})
+    producer.send(destination, BODY, headers={"n": str(count - 1)}, receipt="published")
+    assert producer.collector.wait_for(lambda: "published" in producer.collector.receipts, timeout=timeout)
+
+
+def test_stalled_queue_consumer_does_not_hold_up_the_others(connect, subscribe, unique, raw, broker):
+    queue = unique("/queue/stalled.")
+    stalled = stalled_subscriber(raw, broker.port, queue)
+    reader = connect()
+    subscribe(reader, queue, id="reader")
+    producer = connect()
+    total = 600
+    publish(producer, queue, total)
+    # The stalled consumer took its turns until its connection backed up;
+    # the reader gets the rest while the stalled one still reads nothing.
+    assert reader.collector.wait_for(lambda: len(reader.collector.messages) >= total // 2, timeout=20)
+    settled_at = time.monotonic() + 20
+    count = -1
+    while count != len(reader.collector.messages) and time.monotonic() < settled_at:
+        count = len(reader.collector.messages)
+        time.sleep(0.3)
+    read = [int(m.headers["n"]) for m in reader.collector.messages]
+    assert read == sorted(read)
+    held = [int(f.headers["n"]) for f in drain(stalled, total) if f.command == "MESSAGE"]
+    # Nothing is lost or duplicated, and the stalled consumer got far less
+    # than its round-robin half.
+    assert sorted(read + held) == list(range(total))
+    assert len(held) < total // 3, len(held)
+
+
+def test_slow_topic_subscriber_is_disconnected(start_broker, connect, subscribe, unique, raw):
+    broker = start_broker("[limits]\nmax-buffered = 262144\n")
+    topic = unique("/topic/flood.")
+    stalled = stalled_subscriber(raw, broker.port, topic)
+    reader = connect(port=broker.port)
+    subscribe(reader, topic, id="reader")
+    producer = connect(port=broker.port)
+    total, batch = 400, 25
+    for start in range(0, total, batch):
+        # In steps the reader keeps up with: only the stalled subscriber
+        # falls behind by more than max-buffered.
+        for i in range(start, start + batch):
+            producer.send(topic, BODY, headers={"n": str(i)})
+        assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
+    assert [int(m.headers["n"]) for m in reader.collector.messages] == list(range(total))
+    # Publishing goes on for the others after the slow one is dropped.
+    producer.send(topic, "after", receipt="after")
+    assert producer.collector.wait_for(lambda: "after" in producer.collector.receipts)
+    assert reader.collector.wait_for(lambda: reader.collector.messages[-1].body == "after")
+    # The slow subscriber, once it reads, finds an ERROR after part of the
+    # messages, and then the end of the connection.
+    frames = drain(stalled, total + 10)
+    assert frames, "the stalled subscriber got nothing"
+    assert frames[-1].command == "ERROR", frames[-1]
+    assert frames[-1].headers["message"] == "slow consumer"
+    assert all(f.command == "MESSAGE" for f in frames[:-1])
+    assert len(frames) - 1 < total
+    assert stalled.is_closed(timeout=5)
+    assert not producer.collector.errors and not reader.collector.errors
+
+
+def test_publisher_waits_while_queue_is_above_high_water_mark(start_broker, connect, subscribe, unique):
+    broker = start_broker("[queues]\nhigh-water-mark = 10\n")
+    queue = unique("/queue/full.")
+    producer = connect(port=broker.port)
+    for i in range(30):
+        producer.send(queue, str(i), receipt=f"r{i}")
+    # The SEND that fills the queue to the mark gets no receipt, and
+    # nothing after it is read, while nobody consumes.
+    assert producer.collector.wait_for(lambda: len(producer.collector.receipts) >= 9)
+    time.sleep(0.5)
+    assert producer.collector.receipts == [f"r{i}" for i in range(9)]
+    # Another publisher to another queue is not held up.
+    other = connect(port=broker.port)
+    other.send(unique("/queue/elsewhere."), "x", receipt="elsewhere")
+    assert other.collector.wait_for(lambda: "elsewhere" in other.collector.receipts)
+    consumer = connect(port=broker.port)
+    subscribe(consumer, queue)
+    assert producer.collector.wait_for(lambda: len(producer.collector.receipts) == 30, timeout=10)
+    assert producer.collector.receipts == [f"r{i}" for i in range(30)]
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 30)
+    assert [m.body for m in consumer.collector.messages] == [str(i) for i in range(30)]

@@ -1,0 +1,185 @@
+"""
+Transactions through a real stomp.py client: SEND and ACK inside
+BEGIN/COMMIT take effect on COMMIT only; ABORT and a disconnect discard
+them; misuse is an ERROR.
+"""
+
+import time
+
+import pytest
+
+
+def bodies(conn) -> list:
+    return [m.body for m in conn.collector.messages]
+
+
+def wait_receipt(conn, receipt: str) -> None:
+    assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt {receipt}"
+
+
+def test_sends_are_delivered_on_commit(connect, subscribe, unique):
+    queue, topic = unique("/queue/tx."), unique("/topic/tx.")
+    consumer = connect()
+    subscribe(consumer, queue, id="q")
+    subscribe(consumer, topic, id="t")
+    producer = connect()
+    producer.begin("tx1", receipt="begun")
+    for i in range(3):
+        producer.send(queue, f"q{i}", transaction="tx1")
+        producer.send(topic, f"t{i}", transaction="tx1")
+    producer.send(queue, "outside", receipt="outside")
+    wait_receipt(producer, "outside")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    time.sleep(0.2)
+    assert bodies(consumer) == ["outside"]
+    producer.commit("tx1", receipt="committed")
+    wait_receipt(producer, "committed")
+    assert producer.collector.receipts == ["begun", "outside", "committed"]
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 7)
+    assert bodies(consumer) == ["outside", "q0", "t0", "q1", "t1", "q2", "t2"]
+
+
+def test_abort_discards_sends(connect, subscribe, unique):
+    queue = unique("/queue/tx-abort.")
+    consumer = connect()
+    subscribe(consumer, queue)
+    producer = connect()
+    producer.begin("tx1")
+    producer.send(queue, "discarded", transaction="tx1")
+    producer.abort("tx1", receipt="aborted")
+    wait_receipt(producer, "aborted")
+    producer.send(queue, "after", receipt="after")
+    wait_receipt(producer, "after")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    time.sleep(0.1)
+    assert bodies(consumer) == ["after"]
+
+
+def test_transaction_id_can_be_reused_after_it_ends(connect, subscribe, unique):
+    queue = unique("/queue/tx-reuse.")
+    consumer = connect()
+    subscribe(consumer, queue)
+    producer = connect()
+    producer.begin("tx")
+    producer.send(queue, "aborted", transaction="tx")
+    producer.abort("tx")
+    producer.begin("tx")
+    producer.send(queue, "committed", transaction="tx")
+    producer.commit("tx", receipt="done")
+    wait_receipt(producer, "done")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    time.sleep(0.1)
+    assert bodies(consumer) == ["committed"]
+
+
+@pytest.mark.parametrize("end, acked", [("commit", True), ("abort", False)])
+def test_ack_takes_effect_on_commit(connect, subscribe, unique, end, acked):
+    queue = unique("/queue/tx-ack.")
+    consumer = connect()
+    subscribe(consumer, queue, id="s", ack="client-individual")
+    producer = connect()
+    producer.send(queue, "work", receipt="sent")
+    wait_receipt(producer, "sent")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    consumer.begin("tx", receipt="begun")
+    consumer.ack(consumer.collector.messages[0].headers["ack"], transaction="tx", receipt="acked")
+    wait_receipt(consumer, "acked")
+    getattr(consumer, end)("tx", receipt="ended")
+    wait_receipt(consumer, "ended")
+    assert consumer.collector.receipts[-3:] == ["begun", "acked", "ended"]
+    consumer.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    producer.send(queue, "next", receipt="next")
+    wait_receipt(producer, "next")
+    assert other.collector.wait_for(lambda: "next" in bodies(other))
+    time.sleep(0.1)
+    assert bodies(other) == (["next"] if acked else ["work", "next"])
+
+
+def test_ack_in_transaction_is_not_applied_before_commit(connect, subscribe, unique):
+    """
+    While the transaction is open, the message is still unacknowledged:
+    a disconnect, which aborts the transaction, gives it back.
+    """
+    queue = unique("/queue/tx-ack-open.")
+    consumer = connect()
+    subscribe(consumer, queue, id="s", ack="client")
+    producer = connect()
+    producer.send(queue, "work", receipt="sent")
+    wait_receipt(producer, "sent")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    consumer.begin("tx")
+    consumer.ack(consumer.collector.messages[0].headers["ack"], transaction="tx", receipt="acked")
+    wait_receipt(consumer, "acked")
+    consumer.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    assert other.collector.wait_for(lambda: other.collector.messages)
+    assert other.collector.messages[0].body == "work"
+    assert other.collector.messages[0].headers["redelivered"] == "true"
+
+
+def test_disconnect_aborts_open_transaction(connect, subscribe, unique):
+    queue = unique("/queue/tx-disconnect.")
+    consumer = connect()
+    subscribe(consumer, queue)
+    producer = connect()
+    producer.begin("tx")
+    producer.send(queue, "never", transaction="tx", receipt="held")
+    wait_receipt(producer, "held")
+    producer.disconnect()
+    other = connect()
+    other.send(queue, "sentinel", receipt="sentinel")
+    wait_receipt(other, "sentinel")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    time.sleep(0.1)
+    assert bodies(consumer) == ["sentinel"]
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [("SEND", {"destination": "/queue/tx-errors", "transaction": "nope"})],
+        [("ACK", {"id": "whatever", "transaction": "nope"})],
+        [("COMMIT", {"transaction": "nope"})],
+        [("ABORT", {"transaction": "nope"})],
+        [("BEGIN", {"transaction": "t"}), ("COMMIT", {"transaction": "t"}), ("COMMIT", {"transaction": "t"})],
+        [("BEGIN", {"transaction": "t"}), ("BEGIN", {"transaction": "t"})],
+        [("BEGIN", {})],
+    ],
+    ids=["send-unknown", "ack-unknown", "commit-unknown", "abort-unknown", "commit-twice", "begin-twice", "begin-no-id"],
+)
+def test_transaction_misuse_is_an_error(raw, assert_serving, expect_error, frames):
+    client = raw()
+    assert client.connect().command == "CONNECTED"
+    for command, headers in frames[:-1]:
+        client.send_frame(command, {**headers, "receipt": "ok"})
+        frame = client.read_frame()
+        assert frame is not None and frame.command == "RECEIPT", frame
+    command, headers = frames[-1]
+    client.send_frame(command, {**headers, "receipt": "bad"})
+    error = expect_error(client)
+    assert error.headers.get("receipt-id") == "bad"
+    assert_serving()
+
+
+def test_error_in_one_connection_leaves_others_transactions_alone(connect, subscribe, unique, raw, expect_error):
+    queue = unique("/queue/tx-isolated.")
+    consumer = connect()
+    subscribe(consumer, queue)
+    producer = connect()
+    producer.begin("shared-name")
+    producer.send(queue, "kept", transaction="shared-name")
+    client = raw()
+    assert client.connect().command == "CONNECTED"
+    # The same transaction name on another connection is another
+    # transaction: it is unknown there.
+    client.send_frame("COMMIT", {"transaction": "shared-name"})
+    expect_error(client)
+    time.sleep(0.1)
+    assert consumer.collector.messages == []
+    producer.commit("shared-name", receipt="committed")
+    wait_receipt(producer, "committed")
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    assert bodies(consumer) == ["kept"]
