@@ -5,16 +5,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test assets bench clean
+
+STOMPJS = stompd/transport/static/stomp.umd.min.js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+# The built-in page's STOMP client, from npm (no CDN at run time).
+assets: $(STOMPJS)
+
+$(STOMPJS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	cp node_modules/@stomp/stompjs/bundles/stomp.umd.min.js $@
+
+install: $(BIN)/python assets
 	$(BIN)/pip install -q .
 
-install-test: $(BIN)/python
+install-test: $(BIN)/python assets
 	$(BIN)/pip install -q '.[test]'
 	# The tests run the installed twistd plugin: refresh it from this tree.
 	$(BIN)/pip install -q --no-deps --force-reinstall .
@@ -29,4 +38,4 @@ bench: install
 	$(BIN)/python benchmarks/compare.py --start-stompd $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis node_modules $(STOMPJS)

@@ -9,7 +9,10 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/stompd_plugin.py"]},
+    package_data={
+        "twisted": ["plugins/stompd_plugin.py"],
+        "stompd.transport": ["static/*"],
+    },
     install_requires=[
         "Twisted[tls]>=23.10",
         "autobahn>=23.1",

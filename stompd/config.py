@@ -88,6 +88,32 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class WebSocketConfig:
+    """
+    STOMP over WebSocket.
+
+    @ivar enabled: listen for WebSocket clients at all.
+    @ivar listen: Twisted endpoint strings (C{ssl:} for C{wss://}).
+    @ivar paths: URL paths that accept WebSocket connections.
+    @ivar allowed_origins: C{Origin} header patterns accepted (C{*} is any);
+        browsers send it, and a page from another site cannot connect
+        unless listed.
+    @ivar page: serve the built-in test page at C{/}.
+    """
+
+    enabled: bool = True
+    listen: tuple[str, ...] = ("tcp:15674",)
+    paths: tuple[str, ...] = ("/ws", "/stomp")
+    allowed_origins: tuple[str, ...] = ("*",)
+    page: bool = True
+
+    def __post_init__(self) -> None:
+        for path in self.paths:
+            if not path.startswith("/") or path.count("/") != 1 or len(path) < 2:
+                raise ValueError(f"paths must be single segments like '/ws', not {path!r}")
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """
     @ivar backend: the name of an C{stompd.storage} entry point.
@@ -114,6 +140,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     queues: QueueConfig = field(default_factory=QueueConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:

@@ -21,6 +21,7 @@ from stompd.config import Config, load_config
 from stompd.errors import ConfigError
 from stompd.interfaces import IAuthenticator, IMessageStore
 from stompd.transport.tcp import StompFactory
+from stompd.transport.web import make_site
 
 
 class Options(usage.Options):
@@ -40,6 +41,14 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["listen-ws"] = []
+
+    def opt_listen_ws(self, endpoint: str) -> None:
+        """
+        Listen for STOMP over WebSocket on a Twisted endpoint (tcp:15674,
+        ssl:15673:privateKey=...); repeatable; replaces the configured list.
+        """
+        self["listen-ws"].append(endpoint)
 
     def opt_listen(self, endpoint: str) -> None:
         """
@@ -57,6 +66,9 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         if self["listen"]:
             config = dataclasses.replace(config, listen=tuple(self["listen"]))
+        if self["listen-ws"]:
+            websocket = dataclasses.replace(config.websocket, listen=tuple(self["listen-ws"]))
+            config = dataclasses.replace(config, websocket=websocket)
         self["stompd-config"] = config
 
 
@@ -103,10 +115,24 @@ def make_broker(config: Config, reactor) -> BrokerService:
     return BrokerService(config, store, authenticator, reactor)
 
 
+def _listen(parent: MultiService, reactor, description: str, source: str, factory) -> None:
+    try:
+        endpoint = serverFromString(reactor, description)
+    except Exception as e:
+        # Parsing may read files (ssl: keys and certificates) or the
+        # environment (systemd:), so it fails in many ways; each is a bad
+        # endpoint string, not a bug to show a traceback for.
+        raise SystemExit(f"stompd: {source}: invalid endpoint {description!r}: {e}") from None
+    listening = _ListeningService(endpoint, factory)
+    listening.description = description
+    listening.setServiceParent(parent)
+
+
 def makeService(options: Options, reactor=None) -> MultiService:
     """
     Build the service tree: the broker first, then one listening service per
-    endpoint, so that on shutdown listeners stop before the broker.
+    endpoint (STOMP over TCP, then WebSocket), so that on shutdown listeners
+    stop before the broker.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -117,19 +143,14 @@ def makeService(options: Options, reactor=None) -> MultiService:
         raise SystemExit(f"stompd: {e}") from None
     top = MultiService()
     broker.setServiceParent(top)
-    factory = StompFactory(broker)
-    # Name where a bad endpoint string came from: the command line or the file.
-    source = "--listen" if options.get("listen") or not options.get("config") else f"{options['config']}: listen"
-    for description in config.listen:
-        try:
-            endpoint = serverFromString(reactor, description)
-        except Exception as e:
-            # Parsing may read files (ssl: keys and certificates) or the
-            # environment (systemd:), so it fails in many ways; each is a bad
-            # endpoint string, not a bug to show a traceback for.
-            raise SystemExit(f"stompd: {source}: invalid endpoint {description!r}: {e}") from None
-        listening = _ListeningService(endpoint, factory)
-        listening.description = description
-        listening.setServiceParent(top)
+    listeners = [("listen", "--listen", config.listen, StompFactory(broker))]
+    if config.websocket.enabled:
+        listeners.append(("websocket.listen", "--listen-ws", config.websocket.listen, make_site(broker, config.websocket)))
+    for key, option, descriptions, factory in listeners:
+        # Name where a bad endpoint string came from: the command line or the file.
+        from_command_line = options.get(option.lstrip("-")) or not options.get("config")
+        source = option if from_command_line else f"{options['config']}: {key}"
+        for description in descriptions:
+            _listen(top, reactor, description, source, factory)
     _stop_cleanly_on_sigterm(reactor)
     return top

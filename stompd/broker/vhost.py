@@ -93,6 +93,16 @@ class VirtualHost:
             return succeed(None)
         return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message))
 
+    def check_publish(self, session_id: str, headers: dict[str, str]) -> None:
+        """
+        Raise what L{publish} would raise for these SEND headers, without
+        publishing: for a SEND kept until its transaction commits.
+
+        @raise stompd.errors.StompError: for a bad destination or header.
+        """
+        self.route(headers["destination"], session_id)
+        self._expiry(headers)
+
     def _expiry(self, headers: dict[str, str]) -> float | None:
         """
         The expiry time a SEND asks for: C{expires} (ActiveMQ: milliseconds

@@ -369,6 +369,9 @@ class StompSession:
 
     def on_SEND(self, frame: Frame):
         _required(frame, "destination")
+        if "transaction" in frame.headers:
+            # Refused now rather than half way through its COMMIT.
+            self.vhost.check_publish(self.session_id, frame.headers)
         if self._in_transaction(frame):
             return None
         return self._publish(frame)
@@ -447,20 +450,31 @@ class StompSession:
 
     def _acknowledge(self, frame: Frame, requeue: bool):
         ack_id = _required(frame, "id" if self.version == "1.2" else "message-id")
+        if "transaction" in frame.headers:
+            # Refused now rather than half way through its COMMIT.
+            self._holder(frame, ack_id)
         if self._in_transaction(frame):
             return None
         return self._settle(frame, ack_id, requeue)
 
     def _settle(self, frame: Frame, ack_id: str, requeue: bool) -> Deferred:
+        subscription = self._holder(frame, ack_id)
+        return self.vhost.settle(subscription, subscription.settle(ack_id), requeue)
+
+    def _holder(self, frame: Frame, ack_id: str) -> Subscription:
+        """
+        The subscription holding C{ack_id} unacknowledged.
+
+        @raise ProtocolError: none of this connection's subscriptions does.
+        """
         named = frame.headers.get("subscription")
         if named is not None and named in self.subscriptions:
             candidates = [self.subscriptions[named]]
         else:
             candidates = self.subscriptions.values()
         for subscription in candidates:
-            settled = subscription.settle(ack_id)
-            if settled:
-                return self.vhost.settle(subscription, settled, requeue)
+            if ack_id in subscription.unacked:
+                return subscription
         raise ProtocolError(
             "unknown message", f"{frame.command} of {ack_id!r}, which is not a message waiting for acknowledgement."
         )

@@ -44,12 +44,14 @@ class BrokerProcess:
 
     def __init__(self, tmp_path: Path, config: str = "", args: tuple = ()) -> None:
         self.port = free_port()
+        self.ws_port = free_port()
         config_path = tmp_path / "stompd.toml"
         config_path.write_text(config)
         self.log_path = tmp_path / "stompd.log"
         self.process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "stompd", "--config", str(config_path),
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1", *args],
+             "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+             "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
             stdout=open(self.log_path, "w"),
             stderr=subprocess.STDOUT,
             cwd=tmp_path,

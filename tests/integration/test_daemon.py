@@ -61,7 +61,9 @@ def test_runs_without_a_config_file(tmp_path, raw):
     port = unused_port()
     log = open(tmp_path / "out.log", "w")
     process = subprocess.Popen(
-        [TWISTD, "-n", "--pidfile=", "stompd", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+        [TWISTD, "-n", "--pidfile=", "stompd", "--listen", f"tcp:{port}:interface=127.0.0.1",
+         # Not the default WebSocket port: another broker may hold it.
+         "--listen-ws", f"tcp:{unused_port()}:interface=127.0.0.1"],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=tmp_path,

@@ -1,0 +1,135 @@
+"""
+STOMP over WebSocket, with Autobahn.
+
+Each WebSocket connection carries one STOMP session, the same session class
+TCP uses: messages in are bytes for the session's parser (one or several
+frames per message, or part of one), and everything the session writes goes
+out as one message. No STOMP logic lives here.
+
+We use our own protocol rather than Autobahn's wrapping factory, which fails
+a connection whose message type (text or binary) does not match the
+negotiated subprotocol; browser clients send text under C{v12.stomp}.
+"""
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from zope.interface import implementer
+
+from stompd.interfaces import ISessionTransport
+from stompd.session import StompSession
+
+# Highest version first: the one we pick when a client offers several.
+SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp", "stomp")
+
+
+def choose_subprotocol(offered: list[str]) -> str | None:
+    """
+    The subprotocol to answer a client offering C{offered}: the highest
+    STOMP one, or C{None} when it offers none (the STOMP version then comes
+    from CONNECT's C{accept-version}).
+
+    @raise ConnectionDeny: if it offers only subprotocols that are not STOMP.
+    """
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return name
+    if offered:
+        raise ConnectionDeny(
+            ConnectionDeny.NOT_ACCEPTABLE,
+            f"offered subprotocols {', '.join(offered)}; this server speaks {', '.join(SUBPROTOCOLS)}",
+        )
+    return None
+
+
+@implementer(ISessionTransport)
+class WebSocketPipe:
+    """
+    Presents a WebSocket connection to a session as a byte pipe with flow
+    control: writes become messages, and producer registration and pausing
+    go to the TCP (or TLS) transport underneath.
+    """
+
+    def __init__(self, protocol: "StompWebSocketProtocol") -> None:
+        self._protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        protocol = self._protocol
+        # Text when we can (what browser clients expect); binary for bodies
+        # that are not UTF-8, which a text message cannot carry.
+        if data.isascii():
+            protocol.sendMessage(data, isBinary=False)
+            return
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            protocol.sendMessage(data, isBinary=True)
+        else:
+            protocol.sendMessage(data, isBinary=False)
+
+    def loseConnection(self) -> None:
+        self._protocol.sendClose(code=1000)
+
+    def registerProducer(self, producer, streaming) -> None:
+        transport = self._protocol.transport
+        # A connection upgraded from twisted.web still has the HTTP channel
+        # registered as its producer; the session takes over from it.
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()
+        transport.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        transport = self._protocol.transport
+        if transport is not None:
+            transport.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        self._protocol.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._protocol.transport.resumeProducing()
+
+    def getPeer(self):
+        return self._protocol.transport.getPeer()
+
+
+class StompWebSocketProtocol(WebSocketServerProtocol):
+    """
+    One WebSocket connection carrying one STOMP session.
+    """
+
+    session: StompSession | None = None
+
+    def onConnect(self, request):
+        return choose_subprotocol(request.protocols)
+
+    def onOpen(self) -> None:
+        self.session = StompSession(self.factory.broker, WebSocketPipe(self))
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.session.data_received(payload)
+
+    def onClose(self, wasClean: bool, code, reason) -> None:
+        if self.session is not None:
+            self.session.connection_lost()
+            self.session = None
+
+
+class StompWebSocketFactory(WebSocketServerFactory):
+    """
+    Makes a L{StompWebSocketProtocol} per connection, on one broker, with
+    the broker's frame limits as Autobahn's message limits.
+    """
+
+    protocol = StompWebSocketProtocol
+
+    def __init__(self, broker, allowed_origins: tuple[str, ...] = ("*",)) -> None:
+        super().__init__(protocols=list(SUBPROTOCOLS))
+        self.broker = broker
+        limits = broker.config.limits
+        self.setProtocolOptions(
+            maxMessagePayloadSize=limits.max_frame_size,
+            maxFramePayloadSize=limits.max_frame_size,
+            allowedOrigins=list(allowed_origins),
+            # STOMP has heart-beats of its own.
+            autoPingInterval=0,
+        )
