@@ -63,6 +63,9 @@ def log(message):
 def port_is_free(port, host="127.0.0.1"):
     """Return True when nothing listens on ``host:port`` (TCP)."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Like the brokers themselves: TIME_WAIT leftovers of an earlier run do
+    # not make a port busy, a listener does.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((host, port))
     except OSError:
