@@ -2,6 +2,7 @@
 STOMP over TCP (and TLS): a Twisted protocol that hands bytes to a session.
 """
 
+from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
 
 from stompd.session import StompSession
@@ -16,6 +17,10 @@ class StompProtocol(Protocol):
     session: StompSession | None = None
 
     def connectionMade(self) -> None:
+        # STOMP frames are small and latency matters: without this, Nagle's
+        # algorithm meets the peer's delayed ACK and a frame can wait 40 ms.
+        if ITCPTransport.providedBy(self.transport):
+            self.transport.setTcpNoDelay(True)
         self.session = StompSession(self.factory.broker, self.transport)
 
     def dataReceived(self, data: bytes) -> None:
