@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: run test install install-test assets bench clean
+.PHONY: run test install install-test assets screenshot bench clean
 
 STOMPJS = stompd/transport/static/stomp.umd.min.js
 
@@ -33,6 +33,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh docs/images/page.png, the README's picture of the built-in page.
+screenshot: install-test
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/integration/test_browser.py
 
 bench: install
 	$(BIN)/python benchmarks/compare.py --start-stompd $(ARGS)

@@ -27,6 +27,7 @@ setup(
             "hypothesis>=6.100",
             "stomp.py>=8.1",
             "pytest-timeout>=2.3",
+            "websocket-client>=1.6",
         ],
     },
     entry_points={

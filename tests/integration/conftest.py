@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import stomp
+import websocket
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -395,3 +396,89 @@ def subscribe():
         assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt for {destination}"
 
     return make
+
+
+class WsClient(RawClient):
+    """
+    A L{RawClient} over a WebSocket (websocket-client, synchronous): each
+    L{send} is one WebSocket message, text unless C{binary}; what arrives is
+    read as one byte stream, and every message is also kept, with its
+    opcode, in C{messages}.
+
+    @ivar close_code: the status code of the broker's close frame, if it
+        sent one.
+    """
+
+    def __init__(self, url: str, subprotocols=("v12.stomp",), **options) -> None:
+        options.setdefault("timeout", 5)
+        self.ws = websocket.create_connection(url, subprotocols=list(subprotocols or ()) or None, **options)
+        self.sock = self.ws.sock
+        self.buffer = b""
+        self.eof = False
+        self.beats = 0
+        self.binary = False
+        self.messages: list[tuple[int, bytes]] = []
+        self.close_code: int | None = None
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.ws.getsubprotocol()
+
+    def send(self, data: bytes, binary: bool | None = None) -> None:
+        binary = self.binary if binary is None else binary
+        self.ws.send(data, opcode=websocket.ABNF.OPCODE_BINARY if binary else websocket.ABNF.OPCODE_TEXT)
+
+    def _fill(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if self.eof or remaining <= 0:
+            return False
+        self.ws.settimeout(remaining)
+        try:
+            opcode, data = self.ws.recv_data(control_frame=True)
+        except (websocket.WebSocketTimeoutException, socket.timeout):
+            return False
+        except (websocket.WebSocketException, OSError):
+            self.eof = True
+            return False
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            if len(data) >= 2:
+                self.close_code = int.from_bytes(data[:2], "big")
+            self.eof = True
+            return False
+        if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            self.messages.append((opcode, data))
+            self.buffer += data
+        return True
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=0.5)
+        except Exception:
+            self.ws.shutdown()
+
+
+def ws_url(broker: BrokerProcess, path: str = "/ws", scheme: str = "ws") -> str:
+    """
+    The URL of C{broker}'s WebSocket listener.
+    """
+    return f"{scheme}://127.0.0.1:{broker.ws_port}{path}"
+
+
+@pytest.fixture
+def raw_ws(broker):
+    """
+    Make L{WsClient}s to the module's broker's C{/ws}, or to a given URL
+    (C{raw_ws(url=...)}), or another broker's (C{raw_ws(some_broker)});
+    closed at teardown.
+    """
+    made = []
+
+    def make(other: BrokerProcess | None = None, url: str | None = None, **options) -> WsClient:
+        client = WsClient(url or ws_url(other or broker), **options)
+        made.append(client)
+        return client
+
+    make.url = lambda other=None, path="/ws": ws_url(other or broker, path)
+    yield make
+    for client in made:
+        client.close()

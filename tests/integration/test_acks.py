@@ -274,3 +274,57 @@ def test_ack_of_a_message_twice_is_an_error(raw, unique, assert_serving, expect_
     client.send_frame("ACK", {"id": message.headers["ack"]})
     expect_error(client)
     assert_serving()
+
+
+def test_returned_messages_go_back_to_the_head_of_the_queue(connect, subscribe, unique):
+    queue = unique("/queue/head.")
+    leaver = connect()
+    subscribe(leaver, queue, id="leaver", ack="client", **{"prefetch-count": "3"})
+    producer = connect()
+    send_all(producer, queue, [f"m{i}" for i in range(1, 6)])
+    assert leaver.collector.wait_for(lambda: len(leaver.collector.messages) == 3)
+    leaver.disconnect()
+    other = connect()
+    subscribe(other, queue)
+    assert other.collector.wait_for(lambda: len(other.collector.messages) == 5)
+    assert bodies(other) == [f"m{i}" for i in range(1, 6)]
+    assert [m.headers.get("redelivered") for m in other.collector.messages] == ["true"] * 3 + [None] * 2
+
+
+def test_redelivery_keeps_the_message(connect, subscribe, unique):
+    queue = unique("/queue/kept.")
+    consumer = connect()
+    subscribe(consumer, queue, id="sub", ack="client-individual")
+    producer = connect()
+    producer.send(queue, "payload", content_type="application/json", headers={"x-trace": "t-1"}, receipt="sent")
+    assert producer.collector.wait_for(lambda: "sent" in producer.collector.receipts)
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    settle(consumer, consumer.collector.messages[0], "NACK")
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
+    first, again = consumer.collector.messages
+    for name in ("message-id", "destination", "content-type", "content-length", "x-trace", "subscription"):
+        assert again.headers[name] == first.headers[name], name
+    assert again.body == "payload"
+
+
+def test_stomp_1_0_subscription_without_id(connect, subscribe, unique):
+    """
+    STOMP 1.0 subscriptions may have no id: the destination names them, in
+    MESSAGE frames and in UNSUBSCRIBE.
+    """
+    queue = unique("/queue/ten.")
+    consumer = connect(version="1.0")
+    consumer.subscribe(queue, ack="client", receipt="subscribed")
+    assert consumer.collector.wait_for(lambda: "subscribed" in consumer.collector.receipts)
+    producer = connect()
+    send_all(producer, queue, ["a", "b"])
+    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
+    assert {m.headers["subscription"] for m in consumer.collector.messages} == {queue}
+    settle(consumer, consumer.collector.messages[0])
+    consumer.unsubscribe(destination=queue, receipt="unsubscribed")
+    assert consumer.collector.wait_for(lambda: "unsubscribed" in consumer.collector.receipts)
+    other = connect()
+    subscribe(other, queue)
+    assert other.collector.wait_for(lambda: other.collector.messages)
+    time.sleep(0.1)
+    assert bodies(other) == ["b"]

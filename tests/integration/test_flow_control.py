@@ -129,3 +129,36 @@ def test_publisher_waits_while_queue_is_above_high_water_mark(start_broker, conn
     assert producer.collector.receipts == [f"r{i}" for i in range(30)]
     assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 30)
     assert [m.body for m in consumer.collector.messages] == [str(i) for i in range(30)]
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """
+    The kernel's TCP state of C{sock} (Linux C{TCP_INFO}): 1 is ESTABLISHED.
+    """
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
+@pytest.mark.xfail(
+    strict=True,
+    reason="a slow consumer is sent ERROR and closed with loseConnection, which waits for it to read "
+    "what is buffered; one that never reads keeps its connection and buffers open. Dropping it "
+    "needs an abortConnection in ISessionTransport.",
+)
+def test_subscriber_that_never_reads_loses_its_connection(start_broker, connect, subscribe, unique, raw):
+    broker = start_broker("[limits]\nmax-buffered = 262144\n")
+    topic = unique("/topic/flood.")
+    stalled = stalled_subscriber(raw, broker.port, topic)
+    reader = connect(port=broker.port)
+    subscribe(reader, topic, id="reader")
+    producer = connect(port=broker.port)
+    total, batch = 400, 25
+    for start in range(0, total, batch):
+        for i in range(start, start + batch):
+            producer.send(topic, BODY, headers={"n": str(i)})
+        assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
+    assert "slow consumer" in broker.log
+    deadline = time.monotonic() + 3
+    while tcp_state(stalled.sock) == 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert tcp_state(stalled.sock) != 1, "the broker still holds the connection of a client that never reads"

@@ -264,3 +264,48 @@ def test_topic_publishing_from_several_producers_keeps_each_order(connect, subsc
     for n in range(3):
         mine = [m.body for m in consumer.collector.messages if m.body.startswith(f"{n}:")]
         assert mine == [f"{n}:{i}" for i in range(30)]
+
+
+@pytest.mark.parametrize(
+    "version, kept, left_out",
+    [
+        ("1.0", {"x-plain": "ok", "x-colon": "a:b"}, ["x-newline", "x:name", "x-cr"]),
+        ("1.1", {"x-plain": "ok", "x-colon": "a\\cb", "x-newline": "a\\n\\nforged\\c1", "x\\cname": "n"}, ["x-cr"]),
+    ],
+)
+def test_headers_an_older_version_cannot_carry_are_left_out(raw, unique, version, kept, left_out):
+    """
+    A 1.2 producer's header with a newline would, unescaped in a 1.0 frame,
+    forge headers (or end them early) in a subscriber's MESSAGE; a value
+    ending in CR reads as a CRLF EOL without 1.2's escape. The broker leaves
+    such headers out of the frame and keeps the rest of the message.
+    """
+    topic = unique("/topic/old.")
+    subscriber = raw()
+    assert subscriber.connect(version).command == "CONNECTED"
+    subscriber.send_frame("SUBSCRIBE", {"id": "s", "destination": topic, "receipt": "subscribed"})
+    assert subscriber.read_frame().command == "RECEIPT"
+    producer = raw()
+    assert producer.connect("1.2").command == "CONNECTED"
+    headers = {
+        "destination": topic,
+        "x-plain": "ok",
+        "x-colon": "a\\cb",
+        "x-newline": "a\\n\\nforged:1",
+        "x\\cname": "n",
+        "x-cr": "v\\r",
+        "receipt": "sent",
+    }
+    producer.send_frame("SEND", headers, b"body")
+    assert producer.read_frame().command == "RECEIPT"
+    message = subscriber.read_frame()
+    assert message.command == "MESSAGE", message
+    assert message.body == b"body"
+    assert message.headers["destination"] == topic
+    assert message.headers["content-length"] == "4"
+    assert "forged" not in message.headers
+    for name, value in kept.items():
+        assert message.headers[name] == value
+    for name in left_out:
+        assert name not in message.headers
+    assert subscriber.read_frame(timeout=0.2) is None

@@ -170,3 +170,19 @@ def test_user_queue_created_by_send_is_not_auto_deleted(connect, subscribe, uniq
     subscribe(later, queue)
     assert later.collector.wait_for(lambda: len(later.collector.messages) == 3)
     assert bodies(later) == ["waiting", "first", "second"]
+
+
+def test_user_queue_is_deleted_when_its_subscriber_disconnects(connect, subscribe, unique):
+    queue = unique("/queue/position-updates-user")
+    consumer = connect()
+    subscribe(consumer, queue, id="holder", ack="client")
+    producer = connect()
+    send_all(producer, queue, ["held"])
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    consumer.disconnect()
+    later = connect()
+    subscribe(later, queue)
+    send_all(producer, queue, ["fresh"])
+    assert later.collector.wait_for(lambda: later.collector.messages)
+    time.sleep(0.1)
+    assert bodies(later) == ["fresh"]

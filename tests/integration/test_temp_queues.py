@@ -17,12 +17,13 @@ def wait_receipt(conn, receipt: str) -> None:
     assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt {receipt}"
 
 
-def request(requester, responder, service: str, body: str, subscribe_first: bool, subscribe) -> str:
+def request(requester, responder, service: str, body: str, subscribe=None) -> str:
     """
-    Send a request with C{reply-to: /temp-queue/replies}; return the
-    reply-to the responder saw.
+    Send a request with C{reply-to: /temp-queue/replies}, first subscribing
+    to that queue with C{subscribe} if given; return the reply-to the
+    responder saw.
     """
-    if subscribe_first:
+    if subscribe is not None:
         subscribe(requester, "/temp-queue/replies", id="replies")
     count = len(responder.collector.messages)
     requester.send(service, body, headers={"reply-to": "/temp-queue/replies"})
@@ -36,7 +37,7 @@ def test_request_reply(connect, subscribe, unique, subscribe_first):
     responder = connect()
     subscribe(responder, service)
     requester = connect()
-    reply_to = request(requester, responder, service, "what time is it?", subscribe_first, subscribe)
+    reply_to = request(requester, responder, service, "what time is it?", subscribe if subscribe_first else None)
     assert reply_to != "/temp-queue/replies"
     assert "/temp-queue/" not in reply_to
     responder.send(reply_to, "noon", headers={"correlation-id": "1"}, receipt="replied")
@@ -47,7 +48,7 @@ def test_request_reply(connect, subscribe, unique, subscribe_first):
     assert reply.headers["correlation-id"] == "1"
     assert reply.headers["subscription"] == ("replies" if subscribe_first else "/temp-queue/replies")
     # More requests use the same queue.
-    assert request(requester, responder, service, "and now?", False, subscribe=None) == reply_to
+    assert request(requester, responder, service, "and now?") == reply_to
     responder.send(reply_to, "one past noon")
     assert requester.collector.wait_for(lambda: len(requester.collector.messages) == 2)
     assert bodies(requester) == ["noon", "one past noon"]
@@ -58,8 +59,8 @@ def test_temp_queues_are_private_to_their_connection(connect, subscribe, unique)
     responder = connect()
     subscribe(responder, service)
     alice, bob = connect(), connect()
-    to_alice = request(alice, responder, service, "alice", True, subscribe)
-    to_bob = request(bob, responder, service, "bob", True, subscribe)
+    to_alice = request(alice, responder, service, "alice", subscribe)
+    to_bob = request(bob, responder, service, "bob", subscribe)
     assert to_alice != to_bob
     responder.send(to_bob, "for bob")
     responder.send(to_alice, "for alice")
@@ -88,7 +89,7 @@ def test_another_connection_cannot_read_a_temp_queue(connect, subscribe, unique,
     responder = connect()
     subscribe(responder, service)
     requester = connect()
-    reply_to = request(requester, responder, service, "secret", True, subscribe)
+    reply_to = request(requester, responder, service, "secret", subscribe)
     thief = raw()
     assert thief.connect().command == "CONNECTED"
     thief.send_frame("SUBSCRIBE", {"id": "steal", "destination": reply_to, "receipt": "stealing"})
@@ -104,7 +105,7 @@ def test_temp_queue_is_deleted_with_its_connection(connect, subscribe, unique, r
     responder = connect()
     subscribe(responder, service)
     requester = connect()
-    reply_to = request(requester, responder, service, "late", True, subscribe)
+    reply_to = request(requester, responder, service, "late", subscribe)
     requester.disconnect()
     time.sleep(0.1)
     # Replying to a connection that has gone is not the responder's error.

@@ -183,3 +183,39 @@ def test_error_in_one_connection_leaves_others_transactions_alone(connect, subsc
     wait_receipt(producer, "committed")
     assert consumer.collector.wait_for(lambda: consumer.collector.messages)
     assert bodies(consumer) == ["kept"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("SEND", {"destination": "/nowhere/at-all"}),
+        ("SEND", {"destination": "{queue}", "expires": "soon"}),
+        ("ACK", {"id": "no-such-message"}),
+    ],
+    ids=["bad-destination", "bad-expiry", "unknown-ack"],
+)
+def test_bad_frame_in_transaction_commits_nothing(connect, subscribe, unique, raw, expect_error, assert_serving, bad):
+    """
+    A transaction is all or nothing: a frame in it that cannot take effect
+    is an ERROR, and the connection's end aborts what the transaction held.
+    """
+    queue = unique("/queue/tx-atomic.")
+    consumer = connect()
+    subscribe(consumer, queue)
+    client = raw()
+    assert client.connect().command == "CONNECTED"
+    client.send_frame("BEGIN", {"transaction": "tx"})
+    client.send_frame("SEND", {"destination": queue, "transaction": "tx"}, b"first")
+    command, headers = bad
+    headers = {name: value.format(queue=queue) for name, value in headers.items()}
+    client.send_frame(command, {**headers, "transaction": "tx"}, b"second" if command == "SEND" else b"")
+    client.send_frame("COMMIT", {"transaction": "tx", "receipt": "committed"})
+    error = expect_error(client)
+    assert error.headers.get("receipt-id") in (None, "committed")
+    other = connect()
+    other.send(queue, "sentinel", receipt="sentinel")
+    assert other.collector.wait_for(lambda: "sentinel" in other.collector.receipts)
+    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
+    time.sleep(0.1)
+    assert bodies(consumer) == ["sentinel"]
+    assert_serving()

@@ -37,6 +37,9 @@ function showMessage(message) {
 
 $("connect-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  // No second client while this one is still connecting.
+  $("connect").disabled = true;
+  setStatus("connecting", "off");
   client = new StompJs.Client({
     brokerURL: $("url").value,
     connectHeaders: { login: $("login").value, passcode: $("passcode").value },
@@ -52,6 +55,8 @@ $("connect-form").addEventListener("submit", (event) => {
   client.onWebSocketClose = () => {
     if (!$("status").classList.contains("error")) setStatus("disconnected", "off");
     setConnected(false);
+    // The broker dropped them with the connection.
+    $("subscriptions").replaceChildren();
   };
   client.activate();
 });
