@@ -133,6 +133,7 @@ class Config:
     server_name: str = "stompd"
     shutdown_timeout: float = 10.0
     connect_timeout: float = 30.0
+    close_timeout: float = 5.0
     max_subscriptions: int = 1000
     max_transactions: int = 100
     limits: Limits = field(default_factory=Limits)
@@ -147,8 +148,8 @@ class Config:
             raise ValueError("virtual-hosts must include the default '/'")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown-timeout must not be negative")
-        if self.connect_timeout <= 0:
-            raise ValueError("connect-timeout must be positive")
+        if self.connect_timeout <= 0 or self.close_timeout <= 0:
+            raise ValueError("connect-timeout and close-timeout must be positive")
         if self.max_subscriptions < 1 or self.max_transactions < 1:
             raise ValueError("max-subscriptions and max-transactions must be at least 1")
 

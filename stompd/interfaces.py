@@ -144,6 +144,12 @@ class ISessionTransport(Interface):
         Close after the buffered bytes are sent.
         """
 
+    def abortConnection():
+        """
+        Close at once, dropping what is buffered: for a client that does not
+        read what it was sent before L{loseConnection}.
+        """
+
     def registerProducer(producer, streaming):
         """
         Register the session as the producer of outgoing data, so that it is

@@ -85,6 +85,7 @@ class StompSession:
         self._paused_bytes = 0
         self._write = transport.write
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
+        self._abort_timer = None
         transport.registerProducer(self, True)
         self._registered = True
         broker.attach(self)
@@ -265,6 +266,9 @@ class StompSession:
         # to be unregistered before it closes, even once its buffer is sent.
         self._unregister()
         self.transport.loseConnection()
+        # A client that does not read would hold its connection, and what
+        # is buffered for it, for ever: give it a while to read, then cut.
+        self._abort_timer = self.clock.callLater(self.config.close_timeout, self.transport.abortConnection)
 
     def _unregister(self) -> None:
         # Once only: some transports refuse a second unregisterProducer.
@@ -292,8 +296,9 @@ class StompSession:
         self._gone = True
         self._closing = True
         self.writable = False
-        if self._connect_timer is not None and self._connect_timer.active():
-            self._connect_timer.cancel()
+        for timer in (self._connect_timer, self._abort_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
         if self._heart_beats is not None:
             self._heart_beats.stop()
         self._transactions.clear()

@@ -78,7 +78,7 @@ def test_stalled_queue_consumer_does_not_hold_up_the_others(connect, subscribe, 
 
 
 def test_slow_topic_subscriber_is_disconnected(start_broker, connect, subscribe, unique, raw):
-    broker = start_broker("[limits]\nmax-buffered = 262144\n")
+    broker = start_broker("close-timeout = 0.5\n[limits]\nmax-buffered = 262144\n")
     topic = unique("/topic/flood.")
     stalled = stalled_subscriber(raw, broker.port, topic)
     reader = connect(port=broker.port)
@@ -139,14 +139,8 @@ def tcp_state(sock: socket.socket) -> int:
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a slow consumer is sent ERROR and closed with loseConnection, which waits for it to read "
-    "what is buffered; one that never reads keeps its connection and buffers open. Dropping it "
-    "needs an abortConnection in ISessionTransport.",
-)
 def test_subscriber_that_never_reads_loses_its_connection(start_broker, connect, subscribe, unique, raw):
-    broker = start_broker("[limits]\nmax-buffered = 262144\n")
+    broker = start_broker("close-timeout = 0.5\n[limits]\nmax-buffered = 262144\n")
     topic = unique("/topic/flood.")
     stalled = stalled_subscriber(raw, broker.port, topic)
     reader = connect(port=broker.port)

@@ -163,3 +163,14 @@ def test_publisher_paused_above_high_water_mark():
     assert len(consumer.frames()) == 5
     assert [f.headers["receipt-id"] for f in producer.frames()] == ["3", "4"]
     assert producer.transport.producerState == "producing"
+
+
+def test_closed_client_that_does_not_go_is_cut():
+    broker = make_broker()
+    client = FakeClient(broker)
+    client.send("SEND", {"destination": "/queue/a"})
+    [error] = client.frames()
+    assert error.headers["message"] == "not connected"
+    assert client.closed and not client.transport.disconnected
+    broker.clock.advance(broker.config.close_timeout)
+    assert client.transport.disconnected
