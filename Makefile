@@ -16,8 +16,12 @@ $(BIN)/python:
 # The built-in page's STOMP client, from npm (no CDN at run time).
 assets: $(STOMPJS)
 
-$(STOMPJS): package.json package-lock.json
+# npm ci writes node_modules/.package-lock.json: the JavaScript tests need
+# node_modules as well as the copied bundle.
+node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+$(STOMPJS): node_modules/.package-lock.json
 	cp node_modules/@stomp/stompjs/bundles/stomp.umd.min.js $@
 
 install: $(BIN)/python assets

@@ -11,6 +11,8 @@ a connection whose message type (text or binary) does not match the
 negotiated subprotocol; browser clients send text under C{v12.stomp}.
 """
 
+import re
+
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface import implementer
@@ -41,6 +43,48 @@ def choose_subprotocol(offered: list[str]) -> str | None:
     return None
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _without_default_port(origin: str) -> str:
+    """
+    C{origin} lower-cased, without the port its scheme implies: browsers
+    leave it out (C{https://app.example.com}), and so do people listing
+    their sites.
+    """
+    origin = origin.strip().lower()
+    scheme, _, rest = origin.partition("://")
+    default = _DEFAULT_PORTS.get(scheme)
+    if default is not None and rest.endswith(":" + default):
+        return origin[: -len(default) - 1]
+    return origin
+
+
+def origin_matcher(allowed: tuple[str, ...]):
+    """
+    A predicate on a handshake's C{Origin} header (C{""} when there is
+    none) for the C{allowed-origins} patterns, where C{*} alone allows any
+    origin and elsewhere stands for part of a host name or a port.
+
+    A handshake without C{Origin} comes from a client that is not a
+    browser, which the header cannot protect, and is allowed.
+    """
+    if "*" in allowed:
+        return lambda origin: True
+    patterns = [
+        re.compile("".join("[^/:]*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern)))
+        for pattern in map(_without_default_port, allowed)
+    ]
+
+    def is_allowed(origin: str) -> bool:
+        if not origin:
+            return True
+        origin = _without_default_port(origin)
+        return any(pattern.fullmatch(origin) for pattern in patterns)
+
+    return is_allowed
+
+
 @implementer(ISessionTransport)
 class WebSocketPipe:
     """
@@ -68,6 +112,9 @@ class WebSocketPipe:
 
     def loseConnection(self) -> None:
         self._protocol.sendClose(code=1000)
+
+    def abortConnection(self) -> None:
+        self._protocol.dropConnection(abort=True)
 
     def registerProducer(self, producer, streaming) -> None:
         transport = self._protocol.transport
@@ -100,6 +147,10 @@ class StompWebSocketProtocol(WebSocketServerProtocol):
     session: StompSession | None = None
 
     def onConnect(self, request):
+        if not self.factory.origin_allowed(request.origin):
+            # 403 rather than Autobahn's own check, which answers 400 and
+            # wants default ports spelled out in the patterns.
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, f"origin {request.origin!r} is not allowed")
         return choose_subprotocol(request.protocols)
 
     def onOpen(self) -> None:
@@ -125,11 +176,15 @@ class StompWebSocketFactory(WebSocketServerFactory):
     def __init__(self, broker, allowed_origins: tuple[str, ...] = ("*",)) -> None:
         super().__init__(protocols=list(SUBPROTOCOLS))
         self.broker = broker
+        self.origin_allowed = origin_matcher(allowed_origins)
         limits = broker.config.limits
         self.setProtocolOptions(
             maxMessagePayloadSize=limits.max_frame_size,
             maxFramePayloadSize=limits.max_frame_size,
-            allowedOrigins=list(allowed_origins),
             # STOMP has heart-beats of its own.
             autoPingInterval=0,
+            # A message that is too big or a text message that is not UTF-8
+            # gets a close frame saying so (1009, 1007) rather than a
+            # dropped connection, which clients only see as 1006.
+            failByDrop=False,
         )

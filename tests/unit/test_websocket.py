@@ -1,0 +1,84 @@
+"""
+The WebSocket transport's pure parts: subprotocol choice, origin patterns,
+and the pipe a session writes to.
+"""
+
+import pytest
+from autobahn.websocket.types import ConnectionDeny
+from zope.interface.verify import verifyObject
+
+from stompd.interfaces import ISessionTransport
+from stompd.transport.websocket import WebSocketPipe, choose_subprotocol, origin_matcher
+
+
+@pytest.mark.parametrize(
+    "offered, chosen",
+    [
+        (["v10.stomp", "v12.stomp", "v11.stomp"], "v12.stomp"),
+        (["v11.stomp", "v10.stomp"], "v11.stomp"),
+        (["mqtt", "stomp"], "stomp"),
+        ([], None),
+    ],
+)
+def test_highest_stomp_subprotocol(offered, chosen):
+    assert choose_subprotocol(offered) == chosen
+
+
+def test_only_foreign_subprotocols_are_refused():
+    with pytest.raises(ConnectionDeny):
+        choose_subprotocol(["mqtt", "wamp.2.json"])
+
+
+def test_origin_patterns():
+    allowed = origin_matcher(("https://app.example.com", "http://*.example.org", "http://localhost:*"))
+    assert allowed("https://app.example.com")
+    assert allowed("https://APP.example.com:443")
+    assert allowed("http://a.example.org")
+    assert allowed("http://localhost:8080")
+    assert allowed("")
+    assert not allowed("https://app.example.com.evil.net")
+    assert not allowed("http://app.example.com")
+    assert not allowed("http://a.b/.example.org")
+    assert origin_matcher(("*",))("https://anything.example")
+
+
+class FakeTransport:
+    producer = None
+
+    def __init__(self):
+        self.calls = []
+
+    def registerProducer(self, producer, streaming):
+        self.calls.append(("register", producer))
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.calls.append(("unregister", self.producer))
+        self.producer = None
+
+
+class FakeProtocol:
+    def __init__(self):
+        self.transport = FakeTransport()
+        self.sent = []
+
+    def sendMessage(self, payload, isBinary):
+        self.sent.append((payload, isBinary))
+
+
+def test_pipe_sends_text_unless_not_utf8():
+    protocol = FakeProtocol()
+    pipe = WebSocketPipe(protocol)
+    assert verifyObject(ISessionTransport, pipe)
+    pipe.write(b"MESSAGE\n\nplain\x00")
+    pipe.write("MESSAGE\n\ngrüße\x00".encode())
+    pipe.write(b"MESSAGE\ncontent-length:2\n\n\xff\xfe\x00")
+    assert [binary for _, binary in protocol.sent] == [False, False, True]
+
+
+def test_pipe_takes_over_from_the_http_channel():
+    protocol = FakeProtocol()
+    channel, session = object(), object()
+    protocol.transport.producer = channel
+    WebSocketPipe(protocol).registerProducer(session, True)
+    assert protocol.transport.calls == [("unregister", channel), ("register", session)]
