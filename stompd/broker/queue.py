@@ -138,6 +138,7 @@ class Queue:
         auto_acked = []
         index = 0
         position = 0
+        last_served = None
         while index < len(batch) and ready:
             subscription = ready[position % len(ready)]
             if not (subscription.target.writable and subscription.credit() > 0) or subscription.source is not self:
@@ -146,12 +147,15 @@ class Queue:
             message = batch[index]
             index += 1
             position += 1
-            self._turn = self.consumers.index(subscription) + 1
+            last_served = subscription
             if subscription.acks:
                 subscription.unacked[message.id] = message
             else:
                 auto_acked.append(message.id)
             subscription.target.deliver(subscription, message)
+        if last_served is not None and last_served in self.consumers:
+            # The next round starts after the consumer served last.
+            self._turn = self.consumers.index(last_served) + 1
         if auto_acked:
             await self._store.ack(self.key, auto_acked)
         if index < len(batch):
