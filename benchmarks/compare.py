@@ -3,23 +3,29 @@
 
 Usage::
 
-    python benchmarks/compare.py --broker stompd=127.0.0.1:61613 \\
-        --broker rabbitmq=127.0.0.1:61623 [--scenario all|fanout|queue|latency]
-    python benchmarks/compare.py --start-stompd --broker rabbitmq=127.0.0.1:61623
+    python benchmarks/compare.py --broker stompd=127.0.0.1:61613,ws=15674 \\
+        --broker rabbitmq=127.0.0.1:61623,ws=15684 \\
+        [--scenario all|fanout|wsfanout|queue|latency]
+    python benchmarks/compare.py --start-stompd --broker rabbitmq=127.0.0.1:61623,ws=15684
 
-A broker is ``NAME=HOST:PORT``, optionally followed by ``?login=..&passcode=..&vhost=..``
-to override the global ``--login``/``--passcode``/``--vhost`` for that broker.
-Options that compare.py does not know (``--messages 10000``,
-``--duration-limit 30`` ...) are passed to every stomp_load.py run.
+A broker is ``NAME=HOST:PORT``, then optionally ``,ws=PORT`` (its STOMP over
+WebSocket port, on the same host) and ``,ws-path=/PATH`` (default ``/ws``),
+then optionally ``?login=..&passcode=..&vhost=..`` to override the global
+``--login``/``--passcode``/``--vhost`` for that broker.  ``wsfanout`` runs
+only on brokers with a ``ws`` port, and ``all`` includes it when at least
+one has one.  Options that compare.py does not know (``--messages 10000``,
+``--duration-limit 30``, ``--ws-producer`` ...) are passed to every
+stomp_load.py run.
 
 Scenarios run one broker at a time, scenario by scenario (fanout on every
 broker, then queue on every broker ...), each in a fresh stomp_load.py
 process, so brokers never compete with each other for the machine.
 
 ``--start-stompd`` starts ``<venv>/bin/twistd -n --pidfile= stompd --listen
-tcp:PORT:interface=127.0.0.1`` (the venv of the Python running this script;
-stompd must be installed in it, e.g. by ``make install``), adds it as the
-first broker, and stops it with SIGTERM by process id when done.
+tcp:PORT:interface=127.0.0.1 --listen-ws tcp:WSPORT:interface=127.0.0.1``
+(the venv of the Python running this script; stompd must be installed in
+it, e.g. by ``make install``), adds it as the first broker, and stops it
+with SIGTERM by process id when done.
 """
 
 import argparse
@@ -36,7 +42,12 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
-SCENARIOS = ("fanout", "queue", "latency")
+SCENARIOS = ("fanout", "wsfanout", "queue", "latency")
+# Scenarios that need the broker's WebSocket port.
+WS_SCENARIOS = ("wsfanout",)
+
+sys.path.insert(0, HERE)
+import wsclient  # noqa: E402  (next to this script, not an installed package)
 
 
 def log(message):
@@ -45,26 +56,44 @@ def log(message):
 
 
 class Broker:
-    """One broker under test: a display name and how to reach it."""
+    """One broker under test: a display name and how to reach it.
 
-    def __init__(self, name, host, port, login, passcode, vhost):
+    ``ws_port`` is its STOMP-over-WebSocket port on the same host, or None
+    when it has none (then it sits out the WebSocket scenarios).
+    """
+
+    def __init__(self, name, host, port, login, passcode, vhost, ws_port=None, ws_path="/ws"):
         self.name = name
         self.host = host
         self.port = port
         self.login = login
         self.passcode = passcode
         self.vhost = vhost
+        self.ws_port = ws_port
+        self.ws_path = ws_path
 
     @classmethod
     def parse(cls, spec, defaults):
-        """Parse ``NAME=HOST:PORT[?login=..&passcode=..&vhost=..]``."""
+        """Parse ``NAME=HOST:PORT[,ws=PORT][,ws-path=/PATH][?login=..&passcode=..&vhost=..]``."""
         name, sep, rest = spec.partition("=")
         if not sep or not name:
             raise ValueError("expected NAME=HOST:PORT, got %r" % spec)
         address, _, query = rest.partition("?")
+        address, *options = address.split(",")
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError("expected NAME=HOST:PORT, got %r" % spec)
+        transport = {}
+        for option in options:
+            key, sep, value = option.partition("=")
+            if not sep or key not in ("ws", "ws-path"):
+                raise ValueError("expected ,ws=PORT or ,ws-path=/PATH after HOST:PORT, got %r in %r"
+                                 % (option, spec))
+            transport[key] = value
+        if "ws" in transport and not transport["ws"].isdigit():
+            raise ValueError("ws=%r is not a port number in %r" % (transport["ws"], spec))
+        if not transport.get("ws-path", "/").startswith("/"):
+            raise ValueError("ws-path must start with / in %r" % spec)
         extra = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         unknown = set(extra) - {"login", "passcode", "vhost"}
         if unknown:
@@ -72,7 +101,9 @@ class Broker:
         return cls(name, host.strip("[]") or "127.0.0.1", int(port),
                    extra.get("login", defaults.login),
                    extra.get("passcode", defaults.passcode),
-                   extra.get("vhost", defaults.vhost))
+                   extra.get("vhost", defaults.vhost),
+                   ws_port=int(transport["ws"]) if "ws" in transport else None,
+                   ws_path=transport.get("ws-path", "/ws"))
 
 
 # -- stompd under our control ----------------------------------------------
@@ -99,11 +130,53 @@ def wait_for_stomp(host, port, proc, timeout):
     return False
 
 
-class StompdProcess:
-    """A ``twistd -n stompd`` child listening on loopback, stopped by its pid."""
+def wait_for_websocket(host, port, path, proc, timeout):
+    """Wait until ``ws://host:port/path`` completes a WebSocket handshake.
 
-    def __init__(self, port, twistd, start_timeout=30.0):
+    False if ``proc`` dies or ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            ws = wsclient.connect(host, port, path, ("v12.stomp",), timeout=1.0)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        ws.close()
+        return True
+    return False
+
+
+def port_in_use(port):
+    """True when something listens on 127.0.0.1:``port``."""
+    probe = socket.socket()
+    # SO_REUSEADDR as twistd uses it: connections of an earlier run in
+    # TIME_WAIT must not count as "in use", a listener must.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind(("127.0.0.1", port))
+    except OSError:
+        return True
+    finally:
+        probe.close()
+    return False
+
+
+def spare_port():
+    """A loopback TCP port that is free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class StompdProcess:
+    """A ``twistd -n stompd`` child listening on loopback (STOMP and WebSocket), stopped by its pid."""
+
+    def __init__(self, port, ws_port, twistd, start_timeout=30.0):
         self.port = port
+        self.ws_port = ws_port
         self.twistd = twistd
         self.start_timeout = start_timeout
         self.proc = None
@@ -111,33 +184,33 @@ class StompdProcess:
         self.log_path = None
 
     def start(self):
-        """Start stompd and wait for its STOMP port; raise RuntimeError on failure."""
-        probe = socket.socket()
-        # SO_REUSEADDR as twistd uses it: connections of an earlier run in
-        # TIME_WAIT must not count as "in use", a listener must.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", self.port))
-        except OSError:
+        """Start stompd and wait for its STOMP and WebSocket ports; raise RuntimeError on failure."""
+        if port_in_use(self.port):
             raise RuntimeError("127.0.0.1:%d is already in use; pick --stompd-port" % self.port)
-        finally:
-            probe.close()
+        if port_in_use(self.ws_port):
+            raise RuntimeError("127.0.0.1:%d is already in use; pick --stompd-ws-port "
+                               "(0 for any free port)" % self.ws_port)
         if not os.access(self.twistd, os.X_OK):
             raise RuntimeError("no twistd at %s (pass --twistd)" % self.twistd)
         # Its own working directory, so nothing twistd writes lands in the tree.
         self.workdir = tempfile.mkdtemp(prefix="stompd-bench-")
         self.log_path = os.path.join(self.workdir, "stompd.log")
+        # Both listeners explicitly on loopback: stompd's default WebSocket
+        # listener is tcp:15674 on every interface.
         cmd = [self.twistd, "-n", "--pidfile=", "stompd",
-               "--listen", "tcp:%d:interface=127.0.0.1" % self.port]
+               "--listen", "tcp:%d:interface=127.0.0.1" % self.port,
+               "--listen-ws", "tcp:%d:interface=127.0.0.1" % self.ws_port]
         log("starting: %s" % " ".join(cmd))
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT)
-        if not wait_for_stomp("127.0.0.1", self.port, self.proc, self.start_timeout):
+        if not (wait_for_stomp("127.0.0.1", self.port, self.proc, self.start_timeout)
+                and wait_for_websocket("127.0.0.1", self.ws_port, "/ws", self.proc, 5.0)):
             self.stop(keep_log=True)
-            raise RuntimeError("stompd did not come up on 127.0.0.1:%d; log:\n%s"
-                               % (self.port, self.log_tail()))
-        log("stompd running, pid %d, log %s" % (self.proc.pid, self.log_path))
+            raise RuntimeError("stompd did not come up on 127.0.0.1:%d and ws://127.0.0.1:%d/ws; "
+                               "log:\n%s" % (self.port, self.ws_port, self.log_tail()))
+        log("stompd running, pid %d, WebSocket on %d, log %s"
+            % (self.proc.pid, self.ws_port, self.log_path))
 
     def log_tail(self, lines=30):
         """The end of stompd's log, for error messages."""
@@ -173,8 +246,14 @@ def run_one(broker, scenario, passthrough, timeout):
     """Run one scenario against one broker in a fresh stomp_load.py; return its result dict."""
     cmd = [sys.executable, STOMP_LOAD, "--host", broker.host, "--port", str(broker.port),
            "--login", broker.login, "--passcode", broker.passcode, "--vhost", broker.vhost,
-           "--scenario", scenario, "--json"] + passthrough
-    log("running %s against %s (%s:%d)" % (scenario, broker.name, broker.host, broker.port))
+           "--scenario", scenario, "--json"]
+    where = "%s:%d" % (broker.host, broker.port)
+    if broker.ws_port is not None:
+        cmd += ["--ws-port", str(broker.ws_port), "--ws-path", broker.ws_path]
+        if scenario in WS_SCENARIOS:
+            where += ", ws://%s:%d%s" % (broker.host, broker.ws_port, broker.ws_path)
+    cmd += passthrough
+    log("running %s against %s (%s)" % (scenario, broker.name, where))
     started = time.monotonic()
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
@@ -211,6 +290,10 @@ ROWS = [
     ("fanout", "delivered msgs/s (all subs)", "delivery_rate", "{:,.0f}"),
     ("fanout", "slowest subscriber msgs/s", "slowest_subscriber_rate", "{:,.0f}"),
     ("fanout", "elapsed s", "elapsed_s", "{:.2f}"),
+    ("wsfanout", "published msgs/s", "publish_rate", "{:,.0f}"),
+    ("wsfanout", "delivered msgs/s (all subs)", "delivery_rate", "{:,.0f}"),
+    ("wsfanout", "slowest subscriber msgs/s", "slowest_subscriber_rate", "{:,.0f}"),
+    ("wsfanout", "elapsed s", "elapsed_s", "{:.2f}"),
     ("queue", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue", "published msgs/s", "publish_rate", "{:,.0f}"),
     ("queue", "elapsed s", "elapsed_s", "{:.2f}"),
@@ -270,8 +353,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         description="Run stomp_load.py scenarios against several brokers; print a table. "
                     "Unknown options are passed on to stomp_load.py.")
-    parser.add_argument("--broker", action="append", default=[], metavar="NAME=HOST:PORT",
-                        help="a broker to measure (repeatable)")
+    parser.add_argument("--broker", action="append", default=[], metavar="NAME=HOST:PORT[,ws=PORT]",
+                        help="a broker to measure (repeatable); ,ws=PORT gives its STOMP over "
+                             "WebSocket port (and ,ws-path=/PATH its path, default /ws)")
     parser.add_argument("--scenario", default="all", choices=("all",) + SCENARIOS)
     parser.add_argument("--login", default="guest")
     parser.add_argument("--passcode", default="guest")
@@ -279,6 +363,8 @@ def main(argv=None):
     parser.add_argument("--start-stompd", action="store_true",
                         help="start stompd with twistd for the run and stop it afterwards")
     parser.add_argument("--stompd-port", type=int, default=61613)
+    parser.add_argument("--stompd-ws-port", type=int, default=15674,
+                        help="WebSocket port of the started stompd (default 15674; 0: any free port)")
     parser.add_argument("--twistd", default=os.path.join(os.path.dirname(sys.executable), "twistd"),
                         help="twistd to start stompd with (default: next to this Python)")
     parser.add_argument("--run-timeout", type=float, default=300.0,
@@ -294,16 +380,26 @@ def main(argv=None):
     if args.start_stompd:
         if any(b.name == "stompd" for b in brokers):
             parser.error("--start-stompd adds a broker named stompd; do not pass one too")
+        if args.stompd_ws_port == 0:
+            args.stompd_ws_port = spare_port()
         brokers.insert(0, Broker("stompd", "127.0.0.1", args.stompd_port,
-                                 args.login, args.passcode, args.vhost))
+                                 args.login, args.passcode, args.vhost,
+                                 ws_port=args.stompd_ws_port, ws_path="/ws"))
     if not brokers:
         parser.error("give at least one --broker NAME=HOST:PORT (or --start-stompd)")
     names = [b.name for b in brokers]
     if len(set(names)) != len(names):
         parser.error("broker names must be unique")
-    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    with_ws = [b.name for b in brokers if b.ws_port is not None]
+    if args.scenario == "all":
+        scenarios = [s for s in SCENARIOS if s not in WS_SCENARIOS or with_ws]
+    else:
+        scenarios = [args.scenario]
+    if not with_ws and any(s in WS_SCENARIOS for s in scenarios):
+        parser.error("%s needs a broker with a WebSocket port (NAME=HOST:PORT,ws=PORT)" % args.scenario)
 
-    stompd = StompdProcess(args.stompd_port, args.twistd) if args.start_stompd else None
+    stompd = (StompdProcess(args.stompd_port, args.stompd_ws_port, args.twistd)
+              if args.start_stompd else None)
     results = {}
     try:
         if stompd:
@@ -314,6 +410,9 @@ def main(argv=None):
                 return 2
         for scenario in scenarios:
             for broker in brokers:
+                if scenario in WS_SCENARIOS and broker.ws_port is None:
+                    log("skipping %s on %s: no ws=PORT given" % (scenario, broker.name))
+                    continue
                 results[(broker.name, scenario)] = run_one(
                     broker, scenario, passthrough, args.run_timeout)
                 if stompd and broker.name == "stompd" and stompd.proc.poll() is not None:

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """STOMP 1.2 load generator for stompd and reference brokers.
 
-Runs three scenarios against one broker and verifies every message:
+Runs four scenarios against one broker and verifies every message:
 
 ``fanout``
     One producer sends N messages to one topic with ten subscribers.
+``wsfanout``
+    The same with the subscribers connected over WebSocket (subprotocol
+    ``v12.stomp``) and, by default, the producer over TCP; only with
+    ``--ws-port``.
 ``queue``
     Four producers send N messages in all to one queue drained by four
     consumers (``ack:client-individual``, prefetch, one ACK per message).
@@ -13,8 +17,9 @@ Runs three scenarios against one broker and verifies every message:
     topic with one subscriber; reports the latency distribution.
 
 Every producer and consumer runs in its own OS process (``multiprocessing``)
-and speaks STOMP 1.2 over a plain blocking socket with a small frame reader
-of its own, so that the generator is not what limits a broker.  Bodies are
+and speaks STOMP 1.2 over a plain blocking socket (or a WebSocket from the
+minimal client in ``wsclient.py``) with a small frame reader of its own, so
+that the generator is not what limits a broker.  Bodies are
 100 bytes and start with ``<producer>:<sequence>:<monotonic ns>:``;
 consumers record every (producer, sequence) pair and a run with lost,
 duplicated or corrupted messages fails loudly and exits non-zero.
@@ -36,6 +41,8 @@ import socket
 import sys
 import time
 import uuid
+
+import wsclient
 
 BODY_SIZE = 100
 
@@ -63,6 +70,9 @@ MAX_BEHIND_MS = 5
 COALESCE_BELOW = 64 * 1024
 # ...but queue consumers only with at least this prefetch.
 MIN_PREFETCH_TO_COALESCE = 50
+
+# The WebSocket subprotocol for STOMP 1.2 (stompd, RabbitMQ Web-STOMP, stompjs).
+WS_SUBPROTOCOL = "v12.stomp"
 
 
 class StompError(Exception):
@@ -168,15 +178,23 @@ def make_body(producer_id, seq, sent_ns):
 
 
 class StompConnection:
-    """A blocking STOMP 1.2 client connection over a plain TCP socket.
+    """A blocking STOMP 1.2 client connection over TCP or WebSocket.
 
     Used for the control part of each worker (CONNECT, SUBSCRIBE with a
     receipt, DISCONNECT); the hot loops read ``sock`` and call
     ``split_frames`` themselves, starting with ``rest`` and ``pending``.
+
+    With ``ws_path`` the connection is a WebSocket to ``ws://host:port``
+    plus that path, offering the ``v12.stomp`` subprotocol; ``sock`` is then
+    a ``wsclient.WebSocketStream``, which reads and writes like a socket
+    (each ``sendall`` is one WebSocket message), so nothing else changes.
     """
 
-    def __init__(self, host, port, login, passcode, vhost, timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, login, passcode, vhost, timeout=10.0, ws_path=None):
+        if ws_path is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:
+            self.sock = wsclient.connect(host, port, ws_path, (WS_SUBPROTOCOL,), timeout=timeout)
         self.rest = b""
         # Frames read while waiting for something else (e.g. a MESSAGE that
         # arrived before a receipt); the hot loop processes them first.
@@ -308,7 +326,14 @@ def _worker_main(name, wctx, opts, body):
 
 
 def _open(opts):
-    """Connect a worker to the broker described by its options."""
+    """Connect a worker to the broker described by its options.
+
+    ``opts["websocket"]`` set: over WebSocket to ``ws_port`` and ``ws_path``.
+    """
+    if opts.get("websocket"):
+        return StompConnection(opts["host"], opts["ws_port"], opts["login"],
+                               opts["passcode"], opts["vhost"],
+                               timeout=opts["connect_timeout"], ws_path=opts["ws_path"])
     return StompConnection(opts["host"], opts["port"], opts["login"],
                            opts["passcode"], opts["vhost"],
                            timeout=opts["connect_timeout"])
@@ -775,6 +800,7 @@ def base_opts(args):
         "drain": args.drain, "receipt_every": args.receipt_every,
         "max_outstanding": args.max_outstanding, "batch": args.batch,
         "coalesce": args.coalesce_ms / 1000.0,
+        "ws_port": args.ws_port, "ws_path": args.ws_path, "websocket": False,
     }
 
 
@@ -797,20 +823,27 @@ def verify_consumers(consumer_results, expected_each):
     return lost, duplicates, corrupt, reordered, incomplete
 
 
-def scenario_fanout(args, run_id):
-    """1 producer -> ``subscribers`` topic subscribers; every subscriber gets every message."""
+def scenario_fanout(args, run_id, websocket=False):
+    """1 producer -> ``subscribers`` topic subscribers; every subscriber gets every message.
+
+    With ``websocket`` the subscribers connect over WebSocket, and so does
+    the producer with ``--ws-producer``.
+    """
     count = args.messages or args.fanout_messages
-    destination = "/topic/bench.fanout.%s" % run_id
+    scenario = "wsfanout" if websocket else "fanout"
+    destination = "/topic/bench.%s.%s" % (scenario, run_id)
     base = base_opts(args)
     consumers = [
         ("sub%d" % i, consumer_worker, dict(
             base, consumer_index=i, destination=destination, ack="auto",
             per_producer=[count], expected=count, shared_progress=False,
-            measure_latency=False, return_bitmaps=False, prefetch=args.prefetch))
+            measure_latency=False, return_bitmaps=False, prefetch=args.prefetch,
+            websocket=websocket))
         for i in range(args.subscribers)
     ]
     producers = [("pub0", producer_worker, dict(
-        base, producer_id=0, destination=destination, count=count))]
+        base, producer_id=0, destination=destination, count=count,
+        websocket=websocket and args.ws_producer))]
     cons, prods, wall = run_workers(args, consumers, producers)
     lost, dups, corrupt, reordered, incomplete = verify_consumers(cons, [count])
     prod = prods[0]
@@ -819,8 +852,8 @@ def scenario_fanout(args, run_id):
     elapsed = max(last - prod["start_ns"], 1) / NS
     publish_elapsed = max(prod["end_ns"] - prod["start_ns"], 1) / NS
     per_sub = [sum(c["unique"]) / max(c["last_ns"] - prod["start_ns"], 1) * NS for c in cons]
-    return {
-        "scenario": "fanout", "destination": destination,
+    result = {
+        "scenario": scenario, "destination": destination,
         "producers": 1, "subscribers": args.subscribers, "body_bytes": BODY_SIZE,
         "published": prod["sent"], "expected_deliveries": count * args.subscribers,
         "delivered": delivered, "lost": lost, "duplicates": dups, "corrupt": corrupt,
@@ -832,6 +865,16 @@ def scenario_fanout(args, run_id):
         "wall_s": round(wall, 3),
         "ok": not (lost or dups or corrupt or incomplete),
     }
+    if websocket:
+        result["ws_url"] = "ws://%s:%d%s" % (args.host, args.ws_port, args.ws_path)
+        result["ws_subprotocol"] = WS_SUBPROTOCOL
+        result["producer_transport"] = "websocket" if args.ws_producer else "tcp"
+    return result
+
+
+def scenario_wsfanout(args, run_id):
+    """``fanout`` with the subscribers (and with ``--ws-producer`` the producer) on WebSocket."""
+    return scenario_fanout(args, run_id, websocket=True)
 
 
 def scenario_queue(args, run_id):
@@ -926,7 +969,8 @@ def scenario_latency(args, run_id):
     }
 
 
-SCENARIOS = {"fanout": scenario_fanout, "queue": scenario_queue, "latency": scenario_latency}
+SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
+             "queue": scenario_queue, "latency": scenario_latency}
 
 
 # -- reporting -------------------------------------------------------------
@@ -940,9 +984,16 @@ def describe(result):
     """Human-readable lines for one scenario result."""
     s = result["scenario"]
     lines = []
-    if s == "fanout":
-        lines.append("fanout: 1 producer -> %d subscribers on %s, %d-byte bodies" % (
-            result["subscribers"], result["destination"], result["body_bytes"]))
+    if s in ("fanout", "wsfanout"):
+        if s == "wsfanout":
+            lines.append("wsfanout: 1 producer (%s) -> %d subscribers (WebSocket %s, %s) on %s, "
+                         "%d-byte bodies" % (
+                             "WebSocket" if result["producer_transport"] == "websocket" else "TCP",
+                             result["subscribers"], result["ws_url"], result["ws_subprotocol"],
+                             result["destination"], result["body_bytes"]))
+        else:
+            lines.append("fanout: 1 producer -> %d subscribers on %s, %d-byte bodies" % (
+                result["subscribers"], result["destination"], result["body_bytes"]))
         lines.append("  published  {:>10,} msgs in {:7.2f} s = {} (until last receipt)".format(
             result["published"], result["publish_elapsed_s"], fmt_rate(result["publish_rate"])))
         lines.append("  delivered  {:>10,} msgs in {:7.2f} s = {} in total, slowest subscriber {}".format(
@@ -998,10 +1049,17 @@ def failure_banner(result):
 def parse_args(argv):
     """Command-line options."""
     p = argparse.ArgumentParser(
-        description="STOMP 1.2 load generator: fanout, queue and latency scenarios "
-                    "with per-message verification.")
+        description="STOMP 1.2 load generator: fanout, wsfanout (WebSocket), queue and "
+                    "latency scenarios with per-message verification.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=61613)
+    p.add_argument("--ws-port", type=int, default=None,
+                   help="the broker's STOMP-over-WebSocket port (stompd 15674, refbrokers.py's "
+                        "RabbitMQ 15684); needed by wsfanout, which 'all' runs only when it is given")
+    p.add_argument("--ws-path", default="/ws", help="WebSocket URL path (default /ws)")
+    p.add_argument("--ws-producer", action="store_true",
+                   help="wsfanout: the producer connects over WebSocket too (default: plain TCP "
+                        "on --port, so only the subscribers' side differs from fanout)")
     p.add_argument("--login", default="guest")
     p.add_argument("--passcode", default="guest")
     p.add_argument("--vhost", default="/", help="value of the CONNECT host header (default /)")
@@ -1050,6 +1108,10 @@ def parse_args(argv):
         p.error("--consumers must be below 256")
     if args.rate <= 0 or args.latency_duration <= 0 or args.duration_limit <= 0:
         p.error("--rate, --latency-duration and --duration-limit must be positive")
+    if args.scenario == "wsfanout" and args.ws_port is None:
+        p.error("--scenario wsfanout needs --ws-port")
+    if not args.ws_path.startswith("/"):
+        p.error("--ws-path must start with /")
     return args
 
 
@@ -1057,9 +1119,13 @@ def main(argv=None):
     """Run the chosen scenarios; exit 0, 1 (verification failed) or 2 (error)."""
     args = parse_args(argv)
     text = sys.stderr if args.json else sys.stdout
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    if args.scenario != "all":
+        names = [args.scenario]
+    else:
+        names = [n for n in SCENARIOS if n != "wsfanout" or args.ws_port is not None]
     status = EXIT_OK
-    print("broker %s:%d, scenarios: %s" % (args.host, args.port, ", ".join(names)),
+    ws = " (WebSocket %s:%d%s)" % (args.host, args.ws_port, args.ws_path) if "wsfanout" in names else ""
+    print("broker %s:%d%s, scenarios: %s" % (args.host, args.port, ws, ", ".join(names)),
           file=text, flush=True)
     for name in names:
         run_id = uuid.uuid4().hex[:12]
