@@ -67,24 +67,30 @@ class Subscription:
             return 1 << 30
         return self.prefetch - len(self.unacked)
 
-    def settle(self, message_id: str) -> list:
+    def covered(self, message_id: str) -> list[str]:
         """
-        Take the deliveries an ACK or NACK of C{message_id} covers off the
-        unacknowledged list: that one for C{client-individual}, it and every
-        earlier one for C{client}.
-
-        @return: the messages settled, oldest first; empty if the id is not
-            pending here.
+        The ids an ACK or NACK of C{message_id} covers: that one for
+        C{client-individual}, it and every earlier one for C{client}; empty
+        if it is not pending here.
         """
         unacked = self.unacked
         if message_id not in unacked:
             return []
         if self.ack_mode != CLIENT:
-            return [unacked.pop(message_id)]
-        settled = []
-        while unacked:
-            settled_id, message = unacked.popitem(last=False)
-            settled.append(message)
-            if settled_id == message_id:
+            return [message_id]
+        ids = []
+        for pending in unacked:
+            ids.append(pending)
+            if pending == message_id:
                 break
-        return settled
+        return ids
+
+    def settle(self, message_id: str) -> list:
+        """
+        Take the deliveries an ACK or NACK of C{message_id} covers off the
+        unacknowledged list.
+
+        @return: the messages settled, oldest first; empty if the id is not
+            pending here.
+        """
+        return [self.unacked.pop(pending) for pending in self.covered(message_id)]

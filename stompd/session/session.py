@@ -453,8 +453,15 @@ class StompSession:
     def on_NACK(self, frame: Frame):
         return self._acknowledge(frame, requeue=True)
 
+    @property
+    def _ack_header(self) -> str:
+        """
+        The header an ACK or NACK names its message by in this version.
+        """
+        return "id" if self.version == "1.2" else "message-id"
+
     def _acknowledge(self, frame: Frame, requeue: bool):
-        ack_id = _required(frame, "id" if self.version == "1.2" else "message-id")
+        ack_id = _required(frame, self._ack_header)
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
             self._holder(frame, ack_id)
@@ -523,12 +530,32 @@ class StompSession:
         return Deferred.fromCoroutine(self._commit(frames))
 
     async def _commit(self, frames: list[Frame]) -> None:
+        self._check_settlements(frames)
         for frame in frames:
             if frame.command == "SEND":
                 await self._publish(frame)
             else:
-                ack_id = frame.headers["id" if self.version == "1.2" else "message-id"]
-                await self._settle(frame, ack_id, requeue=frame.command == "NACK")
+                await self._settle(frame, frame.headers[self._ack_header], requeue=frame.command == "NACK")
+
+    def _check_settlements(self, frames: list[Frame]) -> None:
+        """
+        Refuse a COMMIT, before any of its frames takes effect, if one of
+        its ACKs or NACKs names a message that is no longer pending or that
+        an earlier one of them already covers.
+
+        @raise ProtocolError: naming the message.
+        """
+        claimed = set()
+        for frame in frames:
+            if frame.command == "SEND":
+                continue
+            ack_id = frame.headers[self._ack_header]
+            subscription = self._holder(frame, ack_id)
+            if ack_id in claimed:
+                raise ProtocolError(
+                    "unknown message", f"{frame.command} of {ack_id!r}, which this transaction already settles."
+                )
+            claimed.update(subscription.covered(ack_id))
 
     def on_ABORT(self, frame: Frame) -> None:
         self._end_transaction(frame)

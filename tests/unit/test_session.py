@@ -174,3 +174,27 @@ def test_closed_client_that_does_not_go_is_cut():
     assert client.closed and not client.transport.disconnected
     broker.clock.advance(broker.config.close_timeout)
     assert client.transport.disconnected
+
+
+def test_commit_that_cannot_settle_everything_changes_nothing():
+    broker = make_broker()
+    consumer = subscribed(broker, "/queue/work", ack="client")
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(3):
+        producer.send("SEND", {"destination": "/queue/work"}, b"%d" % n)
+    acks = [f.headers["ack"] for f in consumer.frames()]
+    consumer.send("BEGIN", {"transaction": "t"})
+    consumer.send("SEND", {"destination": "/queue/work", "transaction": "t"}, b"new")
+    consumer.send("ACK", {"id": acks[2], "transaction": "t"})
+    # Covered already by the cumulative ACK of the third message.
+    consumer.send("ACK", {"id": acks[1], "transaction": "t"})
+    consumer.send("COMMIT", {"transaction": "t"})
+    [error] = consumer.frames()
+    assert error.headers["message"] == "unknown message"
+    assert "already settles" in error.body.decode()
+    # Nothing was applied: the three come back to the next consumer, and the
+    # transaction's SEND was never published.
+    consumer.disconnect()
+    other = subscribed(broker, "/queue/work")
+    assert [f.body for f in other.frames()] == [b"0", b"1", b"2"]
