@@ -3,6 +3,8 @@ Integration fixtures: a real stompd process, started with the installed
 C{twistd stompd} on a free loopback port, and real stomp.py clients.
 """
 
+import datetime
+import ipaddress
 import os
 import signal
 import socket
@@ -15,6 +17,10 @@ from pathlib import Path
 import pytest
 import stomp
 import websocket
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
 
@@ -40,17 +46,21 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -
 
 class BrokerProcess:
     """
-    A C{twistd -n stompd} child process.
+    A C{twistd -n stompd} child process; with C{config=None}, started
+    without C{--config}.
     """
 
-    def __init__(self, tmp_path: Path, config: str = "", args: tuple = ()) -> None:
+    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = ()) -> None:
         self.port = free_port()
         self.ws_port = free_port()
-        config_path = tmp_path / "stompd.toml"
-        config_path.write_text(config)
+        config_args = []
+        if config is not None:
+            config_path = tmp_path / "stompd.toml"
+            config_path.write_text(config)
+            config_args = ["--config", str(config_path)]
         self.log_path = tmp_path / "stompd.log"
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "stompd", "--config", str(config_path),
+            [TWISTD, "-n", "--pidfile=", "stompd", *config_args,
              "--listen", f"tcp:{self.port}:interface=127.0.0.1",
              "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
             stdout=open(self.log_path, "w"),
@@ -116,6 +126,24 @@ class Collector(stomp.ConnectionListener):
 
     def on_disconnected(self):
         self.disconnected = True
+
+    def bodies(self) -> list:
+        """
+        The bodies of the messages received so far, in order.
+        """
+        return [m.body for m in self.messages]
+
+    def wait_for_receipt(self, receipt: str) -> None:
+        assert self.wait_for(lambda: receipt in self.receipts), f"no receipt {receipt}"
+
+    def wait_for_bodies(self, count: int = 1, quiet: float = 0.1) -> list:
+        """
+        Wait for C{count} messages, then C{quiet} seconds more for any that
+        should not come; return the bodies of all received so far.
+        """
+        assert self.wait_for(lambda: len(self.messages) >= count), f"{len(self.messages)} of {count} messages"
+        time.sleep(quiet)
+        return self.bodies()
 
     def wait_for(self, predicate, timeout: float = 5.0):
         deadline = time.monotonic() + timeout
@@ -482,3 +510,135 @@ def raw_ws(broker):
     yield make
     for client in made:
         client.close()
+
+
+@pytest.fixture(name="free_port")
+def free_port_fixture():
+    """
+    L{free_port}, for test modules: a loopback port nothing listens on.
+    """
+    return free_port
+
+
+@pytest.fixture
+def self_signed_certificate(tmp_path) -> tuple[Path, Path]:
+    """
+    A key and a self-signed certificate for C{localhost} and C{127.0.0.1},
+    written to C{tmp_path}: their paths.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_path = tmp_path / "key.pem"
+    cert_path = tmp_path / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+@pytest.fixture
+def send_all():
+    """
+    Send bodies to a destination with a stomp.py connection, all with the
+    same C{headers}, and wait for the receipt of the last, so that the
+    broker has them all.
+    """
+
+    def send(producer, destination: str, bodies: list, **headers) -> None:
+        for body in bodies[:-1]:
+            producer.send(destination, body, headers=dict(headers))
+        receipt = f"sent-{uuid.uuid4().hex[:8]}"
+        producer.send(destination, bodies[-1], headers=dict(headers), receipt=receipt)
+        producer.collector.wait_for_receipt(receipt)
+
+    return send
+
+
+@pytest.fixture
+def assert_queue_is_empty(connect, subscribe, send_all):
+    """
+    A check that a queue holds no messages: a new consumer gets only what
+    C{producer} sends after it subscribed.
+    """
+
+    def check(producer, queue: str) -> None:
+        later = connect()
+        subscribe(later, queue)
+        send_all(producer, queue, ["fresh"])
+        assert later.collector.wait_for_bodies(1) == ["fresh"]
+
+    return check
+
+
+# Big enough that a few hundred fill the kernel's socket buffers quickly.
+LARGE_BODY = "x" * 16 * 1024
+
+
+@pytest.fixture
+def publish_large():
+    """
+    Publish C{count} large messages, numbered in an C{n} header, with a
+    stomp.py connection, and wait for the broker's receipt of the last.
+    """
+
+    def publish(producer, destination: str, count: int, timeout: float = 20.0) -> None:
+        for n in range(count - 1):
+            producer.send(destination, LARGE_BODY, headers={"n": str(n)})
+        producer.send(destination, LARGE_BODY, headers={"n": str(count - 1)}, receipt="published")
+        assert producer.collector.wait_for(lambda: "published" in producer.collector.receipts, timeout=timeout)
+
+    return publish
+
+
+@pytest.fixture
+def publish_at_readers_pace():
+    """
+    Publish C{total} large messages, numbered in an C{n} header, to a topic
+    in batches, waiting after each until C{reader} (a stomp.py connection)
+    has it: only a subscriber that does not read falls behind.
+    """
+
+    def publish(producer, reader, topic: str, total: int = 400, batch: int = 25) -> None:
+        for start in range(0, total, batch):
+            for n in range(start, start + batch):
+                producer.send(topic, LARGE_BODY, headers={"n": str(n)})
+            assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
+
+    return publish
+
+
+def tcp_state(sock: socket.socket) -> int:
+    """
+    The kernel's TCP state of C{sock} (Linux C{TCP_INFO}): 1 is ESTABLISHED.
+    """
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
+@pytest.fixture
+def assert_connection_dropped():
+    """
+    A check that the broker ends the TCP connection of C{sock} within
+    C{timeout} seconds (Linux only: it reads C{TCP_INFO}).
+    """
+
+    def check(sock: socket.socket, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while tcp_state(sock) == 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tcp_state(sock) != 1, "the broker still holds the connection of a client that never reads"
+
+    return check

@@ -147,20 +147,22 @@ def test_invalid_listen_endpoint_in_config(tmp_path):
     assert_fails_clearly(tmp_path, ["--config", path], path, "listen", "tcp:notaport")
 
 
-def test_port_in_use(tmp_path):
+@pytest.fixture
+def endpoint_in_use():
+    """
+    A listen string for a loopback port that another socket listens on
+    for the length of the test.
+    """
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
-        endpoint = f"tcp:{port}:interface=127.0.0.1"
-        line = assert_fails_clearly(tmp_path, ["--listen", endpoint], endpoint)
-        assert "in use" in line
+        yield f"tcp:{taken.getsockname()[1]}:interface=127.0.0.1"
 
 
-def test_second_endpoint_in_use_stops_start_up(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        busy = f"tcp:{port}:interface=127.0.0.1"
-        assert_fails_clearly(tmp_path, [*listen_args(), "--listen", busy], busy, "in use")
+def test_port_in_use(tmp_path, endpoint_in_use):
+    line = assert_fails_clearly(tmp_path, ["--listen", endpoint_in_use], endpoint_in_use)
+    assert "in use" in line
+
+
+def test_second_endpoint_in_use_stops_start_up(tmp_path, endpoint_in_use):
+    assert_fails_clearly(tmp_path, [*listen_args(), "--listen", endpoint_in_use], endpoint_in_use, "in use")

@@ -2,7 +2,6 @@
 The installed C{twistd stompd}: plugin discovery, defaults, SIGTERM, TLS.
 """
 
-import datetime
 import signal
 import socket
 import ssl
@@ -11,28 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import stomp
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_listening(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"twistd exited with {process.returncode}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"nothing listens on {port}")
 
 
 def test_twistd_lists_the_plugin(tmp_path):
@@ -57,36 +37,19 @@ def test_plugin_help(tmp_path):
     assert "--config" in shown.stdout and "--listen" in shown.stdout
 
 
-def test_runs_without_a_config_file(tmp_path, raw):
-    port = unused_port()
-    log = open(tmp_path / "out.log", "w")
-    process = subprocess.Popen(
-        [TWISTD, "-n", "--pidfile=", "stompd", "--listen", f"tcp:{port}:interface=127.0.0.1",
-         # Not the default WebSocket port: another broker may hold it.
-         "--listen-ws", f"tcp:{unused_port()}:interface=127.0.0.1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
+def test_runs_without_a_config_file(tmp_path, broker_process, raw):
+    running = broker_process(tmp_path, config=None)
     try:
-        wait_until_listening(port, process)
-        client = raw(port)
+        client = raw(running.port)
         assert client.connect("1.2").command == "CONNECTED"
-        conn = stomp.Connection12([("127.0.0.1", port)])
+        conn = stomp.Connection12([("127.0.0.1", running.port)])
         conn.connect("guest", "guest", wait=True)
         assert conn.is_connected()
         conn.disconnect()
         client.close()
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=10) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            log.close()
-    assert "Traceback" not in (tmp_path / "out.log").read_text()
+        assert running.stop() == 0
+    assert "Traceback" not in running.log
 
 
 def test_sigterm_tells_clients_and_exits_cleanly(tmp_path, broker_process, raw, connect):
@@ -133,43 +96,9 @@ def test_sigterm_with_no_clients_exits_quickly(tmp_path, broker_process):
     assert "Traceback" not in running.log
 
 
-def make_self_signed(directory: Path) -> tuple[Path, Path]:
-    """
-    Write a key and a self-signed certificate for localhost.
-    """
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / "key.pem"
-    cert_path = directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
-def test_ssl_endpoint(tmp_path, broker_process, raw):
-    key_path, cert_path = make_self_signed(tmp_path)
-    ssl_port = unused_port()
+def test_ssl_endpoint(tmp_path, broker_process, raw, self_signed_certificate, free_port):
+    key_path, cert_path = self_signed_certificate
+    ssl_port = free_port()
     running = broker_process(
         tmp_path,
         args=("--listen", f"ssl:{ssl_port}:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"),

@@ -6,11 +6,9 @@ publisher to a full queue is slowed down until the queue drains.
 
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
-
-# Big enough that a few hundred fill the kernel's socket buffers quickly.
-BODY = "x" * 16 * 1024
 
 
 def stalled_subscriber(raw, port: int, destination: str):
@@ -45,21 +43,32 @@ def drain(client, limit: int, timeout: float = 10.0) -> list:
     return frames
 
 
-def publish(producer, destination: str, count: int, timeout: float = 20.0) -> None:
-    for i in range(count - 1):
-        producer.send(destination, BODY, headers={"n": str(i)})
-    producer.send(destination, BODY, headers={"n": str(count - 1)}, receipt="published")
-    assert producer.collector.wait_for(lambda: "published" in producer.collector.receipts, timeout=timeout)
+@pytest.fixture
+def flooded_topic(start_broker, connect, subscribe, unique, raw, publish_at_readers_pace):
+    """
+    A broker with a small C{max-buffered}, and on one of its topics a raw
+    subscriber that never read and a stomp.py one that read all 400 large
+    messages published.
+    """
+    broker = start_broker("close-timeout = 0.5\n[limits]\nmax-buffered = 262144\n")
+    topic = unique("/topic/flood.")
+    stalled = stalled_subscriber(raw, broker.port, topic)
+    reader = connect(port=broker.port)
+    subscribe(reader, topic, id="reader")
+    producer = connect(port=broker.port)
+    total = 400
+    publish_at_readers_pace(producer, reader, topic, total)
+    return SimpleNamespace(broker=broker, stalled=stalled, reader=reader, producer=producer, topic=topic, total=total)
 
 
-def test_stalled_queue_consumer_does_not_hold_up_the_others(connect, subscribe, unique, raw, broker):
+def test_stalled_queue_consumer_does_not_hold_up_the_others(connect, subscribe, unique, raw, broker, publish_large):
     queue = unique("/queue/stalled.")
     stalled = stalled_subscriber(raw, broker.port, queue)
     reader = connect()
     subscribe(reader, queue, id="reader")
     producer = connect()
     total = 600
-    publish(producer, queue, total)
+    publish_large(producer, queue, total)
     # The stalled consumer took its turns until its connection backed up;
     # the reader gets the rest while the stalled one still reads nothing.
     assert reader.collector.wait_for(lambda: len(reader.collector.messages) >= total // 2, timeout=20)
@@ -77,20 +86,10 @@ def test_stalled_queue_consumer_does_not_hold_up_the_others(connect, subscribe, 
     assert len(held) < total // 3, len(held)
 
 
-def test_slow_topic_subscriber_is_disconnected(start_broker, connect, subscribe, unique, raw):
-    broker = start_broker("close-timeout = 0.5\n[limits]\nmax-buffered = 262144\n")
-    topic = unique("/topic/flood.")
-    stalled = stalled_subscriber(raw, broker.port, topic)
-    reader = connect(port=broker.port)
-    subscribe(reader, topic, id="reader")
-    producer = connect(port=broker.port)
-    total, batch = 400, 25
-    for start in range(0, total, batch):
-        # In steps the reader keeps up with: only the stalled subscriber
-        # falls behind by more than max-buffered.
-        for i in range(start, start + batch):
-            producer.send(topic, BODY, headers={"n": str(i)})
-        assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
+def test_slow_topic_subscriber_is_disconnected(flooded_topic):
+    stalled, reader, producer = flooded_topic.stalled, flooded_topic.reader, flooded_topic.producer
+    topic, total = flooded_topic.topic, flooded_topic.total
+    # Only the stalled subscriber fell behind by more than max-buffered.
     assert [int(m.headers["n"]) for m in reader.collector.messages] == list(range(total))
     # Publishing goes on for the others after the slow one is dropped.
     producer.send(topic, "after", receipt="after")
@@ -128,31 +127,10 @@ def test_publisher_waits_while_queue_is_above_high_water_mark(start_broker, conn
     assert producer.collector.wait_for(lambda: len(producer.collector.receipts) == 30, timeout=10)
     assert producer.collector.receipts == [f"r{i}" for i in range(30)]
     assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 30)
-    assert [m.body for m in consumer.collector.messages] == [str(i) for i in range(30)]
-
-
-def tcp_state(sock: socket.socket) -> int:
-    """
-    The kernel's TCP state of C{sock} (Linux C{TCP_INFO}): 1 is ESTABLISHED.
-    """
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    assert consumer.collector.bodies() == [str(i) for i in range(30)]
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
-def test_subscriber_that_never_reads_loses_its_connection(start_broker, connect, subscribe, unique, raw):
-    broker = start_broker("close-timeout = 0.5\n[limits]\nmax-buffered = 262144\n")
-    topic = unique("/topic/flood.")
-    stalled = stalled_subscriber(raw, broker.port, topic)
-    reader = connect(port=broker.port)
-    subscribe(reader, topic, id="reader")
-    producer = connect(port=broker.port)
-    total, batch = 400, 25
-    for start in range(0, total, batch):
-        for i in range(start, start + batch):
-            producer.send(topic, BODY, headers={"n": str(i)})
-        assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
-    assert "slow consumer" in broker.log
-    deadline = time.monotonic() + 3
-    while tcp_state(stalled.sock) == 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert tcp_state(stalled.sock) != 1, "the broker still holds the connection of a client that never reads"
+def test_subscriber_that_never_reads_loses_its_connection(flooded_topic, assert_connection_dropped):
+    assert "slow consumer" in flooded_topic.broker.log
+    assert_connection_dropped(flooded_topic.stalled.sock, timeout=3)

@@ -9,10 +9,6 @@ import time
 import pytest
 
 
-def bodies(conn) -> list:
-    return [m.body for m in conn.collector.messages]
-
-
 def test_topic_reaches_every_subscriber_in_order(connect, unique):
     topic = unique("/topic/news.")
     subscribers = [connect() for _ in range(3)]
@@ -37,9 +33,7 @@ def test_only_messages_sent_while_subscribed_arrive(connect, subscribe, unique):
     subscribe(consumer, topic)
     producer.send(topic, "after", receipt="after")
     assert producer.collector.wait_for(lambda: "after" in producer.collector.receipts)
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.1)
-    assert bodies(consumer) == ["after"]
+    assert consumer.collector.wait_for_bodies(1) == ["after"]
 
 
 def test_wildcards(connect, subscribe, unique):
@@ -88,7 +82,7 @@ def test_wildcards(connect, subscribe, unique):
         assert conn.collector.wait_for(lambda: len(conn.collector.messages) >= len(expected[name])), name
     time.sleep(0.1)
     for name, conn in consumers.items():
-        assert bodies(conn) == expected[name], name
+        assert conn.collector.bodies() == expected[name], name
         # The destination is the name it was sent to, not the pattern.
         assert [m.headers["destination"] for m in conn.collector.messages] == expected[name]
         assert {m.headers["subscription"] for m in conn.collector.messages} == {name}

@@ -8,23 +8,8 @@ import time
 import pytest
 
 
-def bodies(conn) -> list:
-    return [m.body for m in conn.collector.messages]
-
-
-def send_all(producer, destination: str, messages: list, **headers) -> None:
-    """
-    Send C{messages} and wait until the broker has them all.
-    """
-    for body in messages[:-1]:
-        producer.send(destination, body, headers=dict(headers))
-    receipt = f"sent-{destination}-{len(messages)}-{messages[-1]}"
-    producer.send(destination, messages[-1], headers=dict(headers), receipt=receipt)
-    assert producer.collector.wait_for(lambda: receipt in producer.collector.receipts), "no receipt for SEND"
-
-
 @pytest.mark.parametrize("consumers", [2, 3])
-def test_each_message_to_one_consumer_in_turn(connect, subscribe, unique, consumers):
+def test_each_message_to_one_consumer_in_turn(connect, subscribe, unique, send_all, consumers):
     queue = unique("/queue/work.")
     conns = [connect() for _ in range(consumers)]
     for n, conn in enumerate(conns):
@@ -34,7 +19,7 @@ def test_each_message_to_one_consumer_in_turn(connect, subscribe, unique, consum
     send_all(producer, queue, [str(i) for i in range(total)])
     assert conns[0].collector.wait_for(lambda: sum(len(c.collector.messages) for c in conns) >= total)
     time.sleep(0.1)
-    got = [[int(body) for body in bodies(conn)] for conn in conns]
+    got = [[int(body) for body in conn.collector.bodies()] for conn in conns]
     assert sorted(i for mine in got for i in mine) == list(range(total)), got
     for mine in got:
         # Round-robin: every consumer gets its share, each the next after
@@ -43,7 +28,7 @@ def test_each_message_to_one_consumer_in_turn(connect, subscribe, unique, consum
         assert mine == list(range(mine[0], total, consumers)), got
 
 
-def test_messages_wait_for_a_subscriber(connect, subscribe, unique):
+def test_messages_wait_for_a_subscriber(connect, subscribe, unique, send_all):
     queue = unique("/queue/waiting.")
     producer = connect()
     send_all(producer, queue, [f"m{i}" for i in range(10)], **{"x-kind": "kept"})
@@ -51,24 +36,24 @@ def test_messages_wait_for_a_subscriber(connect, subscribe, unique):
     consumer = connect()
     subscribe(consumer, queue)
     assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 10)
-    assert bodies(consumer) == [f"m{i}" for i in range(10)]
+    assert consumer.collector.bodies() == [f"m{i}" for i in range(10)]
     for message in consumer.collector.messages:
         assert message.headers["destination"] == queue
         assert message.headers["x-kind"] == "kept"
         assert "redelivered" not in message.headers
 
 
-def test_queue_created_by_subscribe_gets_later_messages(connect, subscribe, unique):
+def test_queue_created_by_subscribe_gets_later_messages(connect, subscribe, unique, send_all):
     queue = unique("/queue/made-by-subscribe.")
     consumer = connect()
     subscribe(consumer, queue)
     producer = connect()
     send_all(producer, queue, ["a", "b"])
     assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 2)
-    assert bodies(consumer) == ["a", "b"]
+    assert consumer.collector.bodies() == ["a", "b"]
 
 
-def test_a_consumed_message_is_not_delivered_again(connect, subscribe, unique):
+def test_a_consumed_message_is_not_delivered_again(connect, subscribe, unique, send_all, assert_queue_is_empty):
     queue = unique("/queue/once.")
     first = connect()
     subscribe(first, queue)
@@ -76,15 +61,10 @@ def test_a_consumed_message_is_not_delivered_again(connect, subscribe, unique):
     send_all(producer, queue, ["only once"])
     assert first.collector.wait_for(lambda: first.collector.messages)
     first.disconnect()
-    second = connect()
-    subscribe(second, queue)
-    send_all(producer, queue, ["next"])
-    assert second.collector.wait_for(lambda: second.collector.messages)
-    time.sleep(0.1)
-    assert bodies(second) == ["next"]
+    assert_queue_is_empty(producer, queue)
 
 
-def test_queues_with_dotted_and_slashed_names_are_distinct(connect, subscribe, unique):
+def test_queues_with_dotted_and_slashed_names_are_distinct(connect, subscribe, unique, send_all):
     root = unique("/queue/orders")
     producer = connect()
     send_all(producer, f"{root}/1", ["slash"])
@@ -99,19 +79,24 @@ def test_queues_with_dotted_and_slashed_names_are_distinct(connect, subscribe, u
     assert [(m.headers["destination"], m.body) for m in by_dot.collector.messages] == [(f"{root}.1", "dot")]
 
 
-def _left_unacknowledged(connect, subscribe, queue: str, held: int = 2) -> None:
+@pytest.fixture
+def leave_unacknowledged(connect, subscribe, send_all):
     """
-    Subscribe to C{queue}, send two messages, take C{held} without
+    Subscribe to a queue, send two messages, take C{held} without
     acknowledging them, and unsubscribe: they go back to the queue, if it
     still exists.
     """
-    consumer = connect()
-    subscribe(consumer, queue, id="holder", ack="client-individual")
-    producer = connect()
-    send_all(producer, queue, ["first", "second"])
-    assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == held)
-    consumer.unsubscribe(id="holder", receipt="gone")
-    assert consumer.collector.wait_for(lambda: "gone" in consumer.collector.receipts)
+
+    def leave(queue: str, held: int = 2) -> None:
+        consumer = connect()
+        subscribe(consumer, queue, id="holder", ack="client-individual")
+        producer = connect()
+        send_all(producer, queue, ["first", "second"])
+        assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == held)
+        consumer.unsubscribe(id="holder", receipt="gone")
+        assert consumer.collector.wait_for(lambda: "gone" in consumer.collector.receipts)
+
+    return leave
 
 
 @pytest.mark.parametrize(
@@ -123,28 +108,30 @@ def _left_unacknowledged(connect, subscribe, queue: str, held: int = 2) -> None:
         ("/queue/position-updates.{}", True),
     ],
 )
-def test_user_queue_is_deleted_with_its_last_subscriber(connect, subscribe, unique, name, kept):
+def test_user_queue_is_deleted_with_its_last_subscriber(
+    connect, subscribe, unique, send_all, leave_unacknowledged, name, kept
+):
     """
     A queue that a SUBSCRIBE created, named like Spring's per-user queues,
     goes away with its last subscriber, and the messages it held with it;
     any other queue keeps them for the next subscriber.
     """
     queue = name.format(unique(""))
-    _left_unacknowledged(connect, subscribe, queue)
+    leave_unacknowledged(queue)
     later = connect()
     subscribe(later, queue)
     producer = connect()
     send_all(producer, queue, ["third"])
-    assert later.collector.wait_for(lambda: "third" in bodies(later))
+    assert later.collector.wait_for(lambda: "third" in later.collector.bodies())
     time.sleep(0.1)
     if kept:
-        assert bodies(later) == ["first", "second", "third"]
+        assert later.collector.bodies() == ["first", "second", "third"]
         assert [m.headers.get("redelivered") for m in later.collector.messages] == ["true", "true", None]
     else:
-        assert bodies(later) == ["third"]
+        assert later.collector.bodies() == ["third"]
 
 
-def test_user_queue_is_kept_while_a_subscriber_remains(connect, subscribe, unique):
+def test_user_queue_is_kept_while_a_subscriber_remains(connect, subscribe, unique, send_all):
     queue = unique("/queue/updates-user")
     holder = connect()
     subscribe(holder, queue, id="holder", ack="client-individual")
@@ -158,21 +145,23 @@ def test_user_queue_is_kept_while_a_subscriber_remains(connect, subscribe, uniqu
     assert staying.collector.wait_for(lambda: len(staying.collector.messages) == 2)
     staying.unsubscribe(id="staying", receipt="gone")
     assert staying.collector.wait_for(lambda: "gone" in staying.collector.receipts)
-    assert bodies(staying) == ["first", "second"]
+    assert staying.collector.bodies() == ["first", "second"]
 
 
-def test_user_queue_created_by_send_is_not_auto_deleted(connect, subscribe, unique):
+def test_user_queue_created_by_send_is_not_auto_deleted(connect, subscribe, unique, send_all, leave_unacknowledged):
     queue = unique("/queue/alerts-user")
     producer = connect()
     send_all(producer, queue, ["waiting"])
-    _left_unacknowledged(connect, subscribe, queue, held=3)
+    leave_unacknowledged(queue, held=3)
     later = connect()
     subscribe(later, queue)
     assert later.collector.wait_for(lambda: len(later.collector.messages) == 3)
-    assert bodies(later) == ["waiting", "first", "second"]
+    assert later.collector.bodies() == ["waiting", "first", "second"]
 
 
-def test_user_queue_is_deleted_when_its_subscriber_disconnects(connect, subscribe, unique):
+def test_user_queue_is_deleted_when_its_subscriber_disconnects(
+    connect, subscribe, unique, send_all, assert_queue_is_empty
+):
     queue = unique("/queue/position-updates-user")
     consumer = connect()
     subscribe(consumer, queue, id="holder", ack="client")
@@ -180,9 +169,4 @@ def test_user_queue_is_deleted_when_its_subscriber_disconnects(connect, subscrib
     send_all(producer, queue, ["held"])
     assert consumer.collector.wait_for(lambda: consumer.collector.messages)
     consumer.disconnect()
-    later = connect()
-    subscribe(later, queue)
-    send_all(producer, queue, ["fresh"])
-    assert later.collector.wait_for(lambda: later.collector.messages)
-    time.sleep(0.1)
-    assert bodies(later) == ["fresh"]
+    assert_queue_is_empty(producer, queue)

@@ -9,14 +9,6 @@ import time
 import pytest
 
 
-def bodies(conn) -> list:
-    return [m.body for m in conn.collector.messages]
-
-
-def wait_receipt(conn, receipt: str) -> None:
-    assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt {receipt}"
-
-
 def request(requester, responder, service: str, body: str, subscribe=None) -> str:
     """
     Send a request with C{reply-to: /temp-queue/replies}, first subscribing
@@ -41,7 +33,7 @@ def test_request_reply(connect, subscribe, unique, subscribe_first):
     assert reply_to != "/temp-queue/replies"
     assert "/temp-queue/" not in reply_to
     responder.send(reply_to, "noon", headers={"correlation-id": "1"}, receipt="replied")
-    wait_receipt(responder, "replied")
+    responder.collector.wait_for_receipt("replied")
     assert requester.collector.wait_for(lambda: requester.collector.messages)
     (reply,) = requester.collector.messages
     assert reply.body == "noon"
@@ -51,7 +43,7 @@ def test_request_reply(connect, subscribe, unique, subscribe_first):
     assert request(requester, responder, service, "and now?") == reply_to
     responder.send(reply_to, "one past noon")
     assert requester.collector.wait_for(lambda: len(requester.collector.messages) == 2)
-    assert bodies(requester) == ["noon", "one past noon"]
+    assert requester.collector.bodies() == ["noon", "one past noon"]
 
 
 def test_temp_queues_are_private_to_their_connection(connect, subscribe, unique):
@@ -67,8 +59,8 @@ def test_temp_queues_are_private_to_their_connection(connect, subscribe, unique)
     assert alice.collector.wait_for(lambda: alice.collector.messages)
     assert bob.collector.wait_for(lambda: bob.collector.messages)
     time.sleep(0.1)
-    assert bodies(alice) == ["for alice"]
-    assert bodies(bob) == ["for bob"]
+    assert alice.collector.bodies() == ["for alice"]
+    assert bob.collector.bodies() == ["for bob"]
 
 
 def test_sending_to_own_temp_queue_stays_in_the_connection(connect, subscribe):
@@ -76,12 +68,10 @@ def test_sending_to_own_temp_queue_stays_in_the_connection(connect, subscribe):
     subscribe(alice, "/temp-queue/inbox")
     subscribe(bob, "/temp-queue/inbox")
     alice.send("/temp-queue/inbox", "note to self", receipt="sent")
-    wait_receipt(alice, "sent")
-    assert alice.collector.wait_for(lambda: alice.collector.messages)
-    time.sleep(0.1)
-    assert bodies(alice) == ["note to self"]
+    alice.collector.wait_for_receipt("sent")
+    assert alice.collector.wait_for_bodies(1) == ["note to self"]
     assert alice.collector.messages[0].headers["destination"] == "/temp-queue/inbox"
-    assert bodies(bob) == []
+    assert bob.collector.bodies() == []
 
 
 def test_another_connection_cannot_read_a_temp_queue(connect, subscribe, unique, raw, expect_error, assert_serving):
@@ -96,11 +86,11 @@ def test_another_connection_cannot_read_a_temp_queue(connect, subscribe, unique,
     expect_error(thief, "access refused")
     responder.send(reply_to, "for the requester only")
     assert requester.collector.wait_for(lambda: requester.collector.messages)
-    assert bodies(requester) == ["for the requester only"]
+    assert requester.collector.bodies() == ["for the requester only"]
     assert_serving()
 
 
-def test_temp_queue_is_deleted_with_its_connection(connect, subscribe, unique, raw, assert_serving):
+def test_temp_queue_is_deleted_with_its_connection(connect, subscribe, unique, raw, assert_serving, send_all):
     service = unique("/queue/service.")
     responder = connect()
     subscribe(responder, service)
@@ -109,14 +99,13 @@ def test_temp_queue_is_deleted_with_its_connection(connect, subscribe, unique, r
     requester.disconnect()
     time.sleep(0.1)
     # Replying to a connection that has gone is not the responder's error.
-    responder.send(reply_to, "nobody reads this", receipt="replied")
-    wait_receipt(responder, "replied")
+    send_all(responder, reply_to, ["nobody reads this"])
     assert not responder.collector.errors
     # A new connection's temp queue of the same name is another queue.
     newcomer = connect()
     subscribe(newcomer, "/temp-queue/replies")
     time.sleep(0.2)
-    assert bodies(newcomer) == []
+    assert newcomer.collector.bodies() == []
     assert_serving()
 
 

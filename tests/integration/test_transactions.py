@@ -9,14 +9,6 @@ import time
 import pytest
 
 
-def bodies(conn) -> list:
-    return [m.body for m in conn.collector.messages]
-
-
-def wait_receipt(conn, receipt: str) -> None:
-    assert conn.collector.wait_for(lambda: receipt in conn.collector.receipts), f"no receipt {receipt}"
-
-
 def test_sends_are_delivered_on_commit(connect, subscribe, unique):
     queue, topic = unique("/queue/tx."), unique("/topic/tx.")
     consumer = connect()
@@ -28,18 +20,16 @@ def test_sends_are_delivered_on_commit(connect, subscribe, unique):
         producer.send(queue, f"q{i}", transaction="tx1")
         producer.send(topic, f"t{i}", transaction="tx1")
     producer.send(queue, "outside", receipt="outside")
-    wait_receipt(producer, "outside")
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.2)
-    assert bodies(consumer) == ["outside"]
+    producer.collector.wait_for_receipt("outside")
+    assert consumer.collector.wait_for_bodies(1, quiet=0.2) == ["outside"]
     producer.commit("tx1", receipt="committed")
-    wait_receipt(producer, "committed")
+    producer.collector.wait_for_receipt("committed")
     assert producer.collector.receipts == ["begun", "outside", "committed"]
     assert consumer.collector.wait_for(lambda: len(consumer.collector.messages) == 7)
-    assert bodies(consumer) == ["outside", "q0", "t0", "q1", "t1", "q2", "t2"]
+    assert consumer.collector.bodies() == ["outside", "q0", "t0", "q1", "t1", "q2", "t2"]
 
 
-def test_abort_discards_sends(connect, subscribe, unique):
+def test_abort_discards_sends(connect, subscribe, unique, send_all):
     queue = unique("/queue/tx-abort.")
     consumer = connect()
     subscribe(consumer, queue)
@@ -47,12 +37,9 @@ def test_abort_discards_sends(connect, subscribe, unique):
     producer.begin("tx1")
     producer.send(queue, "discarded", transaction="tx1")
     producer.abort("tx1", receipt="aborted")
-    wait_receipt(producer, "aborted")
-    producer.send(queue, "after", receipt="after")
-    wait_receipt(producer, "after")
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.1)
-    assert bodies(consumer) == ["after"]
+    producer.collector.wait_for_receipt("aborted")
+    send_all(producer, queue, ["after"])
+    assert consumer.collector.wait_for_bodies(1) == ["after"]
 
 
 def test_transaction_id_can_be_reused_after_it_ends(connect, subscribe, unique):
@@ -66,38 +53,34 @@ def test_transaction_id_can_be_reused_after_it_ends(connect, subscribe, unique):
     producer.begin("tx")
     producer.send(queue, "committed", transaction="tx")
     producer.commit("tx", receipt="done")
-    wait_receipt(producer, "done")
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.1)
-    assert bodies(consumer) == ["committed"]
+    producer.collector.wait_for_receipt("done")
+    assert consumer.collector.wait_for_bodies(1) == ["committed"]
 
 
 @pytest.mark.parametrize("end, acked", [("commit", True), ("abort", False)])
-def test_ack_takes_effect_on_commit(connect, subscribe, unique, end, acked):
+def test_ack_takes_effect_on_commit(connect, subscribe, unique, send_all, end, acked):
     queue = unique("/queue/tx-ack.")
     consumer = connect()
     subscribe(consumer, queue, id="s", ack="client-individual")
     producer = connect()
-    producer.send(queue, "work", receipt="sent")
-    wait_receipt(producer, "sent")
+    send_all(producer, queue, ["work"])
     assert consumer.collector.wait_for(lambda: consumer.collector.messages)
     consumer.begin("tx", receipt="begun")
     consumer.ack(consumer.collector.messages[0].headers["ack"], transaction="tx", receipt="acked")
-    wait_receipt(consumer, "acked")
+    consumer.collector.wait_for_receipt("acked")
     getattr(consumer, end)("tx", receipt="ended")
-    wait_receipt(consumer, "ended")
+    consumer.collector.wait_for_receipt("ended")
     assert consumer.collector.receipts[-3:] == ["begun", "acked", "ended"]
     consumer.disconnect()
     other = connect()
     subscribe(other, queue)
-    producer.send(queue, "next", receipt="next")
-    wait_receipt(producer, "next")
-    assert other.collector.wait_for(lambda: "next" in bodies(other))
+    send_all(producer, queue, ["next"])
+    assert other.collector.wait_for(lambda: "next" in other.collector.bodies())
     time.sleep(0.1)
-    assert bodies(other) == (["next"] if acked else ["work", "next"])
+    assert other.collector.bodies() == (["next"] if acked else ["work", "next"])
 
 
-def test_ack_in_transaction_is_not_applied_before_commit(connect, subscribe, unique):
+def test_ack_in_transaction_is_not_applied_before_commit(connect, subscribe, unique, send_all):
     """
     While the transaction is open, the message is still unacknowledged:
     a disconnect, which aborts the transaction, gives it back.
@@ -106,12 +89,11 @@ def test_ack_in_transaction_is_not_applied_before_commit(connect, subscribe, uni
     consumer = connect()
     subscribe(consumer, queue, id="s", ack="client")
     producer = connect()
-    producer.send(queue, "work", receipt="sent")
-    wait_receipt(producer, "sent")
+    send_all(producer, queue, ["work"])
     assert consumer.collector.wait_for(lambda: consumer.collector.messages)
     consumer.begin("tx")
     consumer.ack(consumer.collector.messages[0].headers["ack"], transaction="tx", receipt="acked")
-    wait_receipt(consumer, "acked")
+    consumer.collector.wait_for_receipt("acked")
     consumer.disconnect()
     other = connect()
     subscribe(other, queue)
@@ -120,21 +102,18 @@ def test_ack_in_transaction_is_not_applied_before_commit(connect, subscribe, uni
     assert other.collector.messages[0].headers["redelivered"] == "true"
 
 
-def test_disconnect_aborts_open_transaction(connect, subscribe, unique):
+def test_disconnect_aborts_open_transaction(connect, subscribe, unique, send_all):
     queue = unique("/queue/tx-disconnect.")
     consumer = connect()
     subscribe(consumer, queue)
     producer = connect()
     producer.begin("tx")
     producer.send(queue, "never", transaction="tx", receipt="held")
-    wait_receipt(producer, "held")
+    producer.collector.wait_for_receipt("held")
     producer.disconnect()
     other = connect()
-    other.send(queue, "sentinel", receipt="sentinel")
-    wait_receipt(other, "sentinel")
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.1)
-    assert bodies(consumer) == ["sentinel"]
+    send_all(other, queue, ["sentinel"])
+    assert consumer.collector.wait_for_bodies(1) == ["sentinel"]
 
 
 @pytest.mark.parametrize(
@@ -180,9 +159,9 @@ def test_error_in_one_connection_leaves_others_transactions_alone(connect, subsc
     time.sleep(0.1)
     assert consumer.collector.messages == []
     producer.commit("shared-name", receipt="committed")
-    wait_receipt(producer, "committed")
+    producer.collector.wait_for_receipt("committed")
     assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    assert bodies(consumer) == ["kept"]
+    assert consumer.collector.bodies() == ["kept"]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +173,9 @@ def test_error_in_one_connection_leaves_others_transactions_alone(connect, subsc
     ],
     ids=["bad-destination", "bad-expiry", "unknown-ack"],
 )
-def test_bad_frame_in_transaction_commits_nothing(connect, subscribe, unique, raw, expect_error, assert_serving, bad):
+def test_bad_frame_in_transaction_commits_nothing(
+    connect, subscribe, unique, send_all, raw, expect_error, assert_serving, bad
+):
     """
     A transaction is all or nothing: a frame in it that cannot take effect
     is an ERROR, and the connection's end aborts what the transaction held.
@@ -213,9 +194,6 @@ def test_bad_frame_in_transaction_commits_nothing(connect, subscribe, unique, ra
     error = expect_error(client)
     assert error.headers.get("receipt-id") in (None, "committed")
     other = connect()
-    other.send(queue, "sentinel", receipt="sentinel")
-    assert other.collector.wait_for(lambda: "sentinel" in other.collector.receipts)
-    assert consumer.collector.wait_for(lambda: consumer.collector.messages)
-    time.sleep(0.1)
-    assert bodies(consumer) == ["sentinel"]
+    send_all(other, queue, ["sentinel"])
+    assert consumer.collector.wait_for_bodies(1) == ["sentinel"]
     assert_serving()

@@ -5,8 +5,6 @@ negotiation, bodies that are not UTF-8, misuse, allowed origins, wss://,
 the built-in page and a consumer that stops reading.
 """
 
-import datetime
-import ipaddress
 import re
 import socket
 import ssl
@@ -17,10 +15,6 @@ import uuid
 
 import pytest
 import websocket
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 TEXT = websocket.ABNF.OPCODE_TEXT
 BINARY = websocket.ABNF.OPCODE_BINARY
@@ -378,42 +372,8 @@ def test_allowed_origin_connects(raw_ws, restricted):
 # wss://
 
 
-def self_signed(directory):
-    """
-    Write a self-signed certificate for 127.0.0.1 and its key; return
-    their paths.
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_path = directory / "key.pem"
-    cert_path = directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_wss(tmp_path, broker_process, raw_ws, connect):
-    key, cert = self_signed(tmp_path)
+def test_wss(tmp_path, broker_process, raw_ws, connect, self_signed_certificate, free_port):
+    key, cert = self_signed_certificate
     port = free_port()
     running = broker_process(
         tmp_path, "", ("--listen-ws", f"ssl:{port}:privateKey={key}:certKey={cert}:interface=127.0.0.1")
@@ -480,10 +440,8 @@ def test_no_page_when_disabled_but_websocket_still_upgrades(restricted, raw_ws):
 
 # Flow control
 
-BODY = "x" * 16 * 1024
 
-
-def test_consumer_that_stops_reading_does_not_hold_up_the_others(raw_ws, connect, broker):
+def test_consumer_that_stops_reading_does_not_hold_up_the_others(raw_ws, connect, broker, publish_large):
     queue = f"/queue/ws-stalled.{uuid.uuid4().hex[:8]}"
     # A small receive buffer, so that the stalled connection backs up soon.
     stalled = connected(raw_ws, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
@@ -492,10 +450,7 @@ def test_consumer_that_stops_reading_does_not_hold_up_the_others(raw_ws, connect
     ws_subscribe(reader, queue, id="reader")
     producer = connect()
     total = 400
-    for i in range(total - 1):
-        producer.send(queue, BODY, headers={"n": str(i)})
-    producer.send(queue, BODY, headers={"n": str(total - 1)}, receipt="published")
-    assert producer.collector.wait_for(lambda: "published" in producer.collector.receipts, timeout=20)
+    publish_large(producer, queue, total)
     # The reader gets everything the stalled one did not take before its
     # connection backed up, while the stalled one still reads nothing.
     read = []
@@ -521,15 +476,10 @@ def test_consumer_that_stops_reading_does_not_hold_up_the_others(raw_ws, connect
     assert sorted(read + held) == list(range(total))
 
 
-def tcp_state(sock: socket.socket) -> int:
-    """
-    The kernel's TCP state of C{sock} (Linux C{TCP_INFO}): 1 is ESTABLISHED.
-    """
-    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
-
-
 @pytest.mark.skipif(not hasattr(socket, "TCP_INFO"), reason="needs Linux TCP_INFO")
-def test_topic_subscriber_that_never_reads_is_cut_off(broker_process, tmp_path, raw_ws, connect, subscribe):
+def test_topic_subscriber_that_never_reads_is_cut_off(
+    broker_process, tmp_path, raw_ws, connect, subscribe, publish_at_readers_pace, assert_connection_dropped
+):
     running = broker_process(tmp_path, "close-timeout = 1.0\n[limits]\nmax-buffered = 262144\n")
     try:
         topic = topic_name()
@@ -538,20 +488,13 @@ def test_topic_subscriber_that_never_reads_is_cut_off(broker_process, tmp_path, 
         reader = connect(port=running.port)
         subscribe(reader, topic, id="reader")
         producer = connect(port=running.port)
-        total, batch = 400, 25
-        for start in range(0, total, batch):
-            # In steps the reader keeps up with: only the stalled one falls
-            # behind by more than max-buffered.
-            for i in range(start, start + batch):
-                producer.send(topic, BODY, headers={"n": str(i)})
-            assert reader.collector.wait_for(lambda: len(reader.collector.messages) == start + batch, timeout=10)
+        total = 400
+        # Only the stalled one falls behind by more than max-buffered.
+        publish_at_readers_pace(producer, reader, topic, total)
         assert [int(m.headers["n"]) for m in reader.collector.messages] == list(range(total))
         assert "slow consumer" in running.log
         # It gets no chance to hold its connection and buffers for ever.
-        deadline = time.monotonic() + 5
-        while tcp_state(stalled.sock) == 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert tcp_state(stalled.sock) != 1, "the broker still holds the connection of a client that never reads"
+        assert_connection_dropped(stalled.sock, timeout=5)
         reader.disconnect()
         producer.disconnect()
     finally:

@@ -10,7 +10,6 @@ import queue
 import shutil
 import subprocess
 import threading
-import time
 import uuid
 from pathlib import Path
 
