@@ -22,13 +22,14 @@ class Queue:
 
     log = Logger()
 
-    def __init__(self, key: str, store, clock, high_water: int, auto_delete: bool = False) -> None:
+    def __init__(self, key: str, store, clock, high_water: int, gate, auto_delete: bool = False) -> None:
         self.key = key
         self.auto_delete = auto_delete
         self.consumers: list = []
         self._store = store
         self._clock = clock
         self._high_water = high_water
+        self._gate = gate
         self._turn = 0
         self._pumping = False
         self._wanted = False
@@ -87,6 +88,8 @@ class Queue:
         Dispatch what can be dispatched now; called whenever a message
         arrives or a consumer gains credit or becomes writable again.
         """
+        if self._gate.defer(self):
+            return
         if self._pumping:
             self._wanted = True
             return
@@ -125,9 +128,12 @@ class Queue:
                 return
             wanted = sum(min(sub.credit(), _ROUND_SIZE) for sub in ready)
             batch = await self._store.reserve(self.key, wanted, self._clock.seconds(), None)
-            if not batch:
+            if batch:
+                await self._deal(batch, ready)
+            if len(batch) < wanted:
+                # The store has no more for now; what arrives meanwhile wakes
+                # us again.
                 return
-            await self._deal(batch, ready)
 
     async def _deal(self, batch: list, ready: list) -> None:
         """

@@ -9,6 +9,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 
+from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
 from stompd.broker.vhost import VirtualHost
 from stompd.config import Config
@@ -23,6 +24,8 @@ class BrokerService(Service):
     @ivar config: the L{Config} it runs with.
     @ivar clock: the reactor (or a C{Clock} in tests) for time and timers.
     @ivar sessions: the sessions connected now.
+    @ivar dispatch_gate: held by a session while it handles what one read
+        brought, so that queues dispatch once per burst of frames.
     """
 
     log = Logger()
@@ -34,10 +37,11 @@ class BrokerService(Service):
         self.store = store
         self.authenticator = authenticator
         self.message_ids = MessageIds()
+        self.dispatch_gate = DispatchGate()
         self.sessions: set = set()
         self._closed: dict = {}
         self.vhosts = {
-            name: VirtualHost(name, store, clock, self.message_ids, config.queues) for name in config.virtual_hosts
+            name: VirtualHost(name, store, clock, self.message_ids, config.queues, self.dispatch_gate) for name in config.virtual_hosts
         }
 
     def startService(self) -> Deferred:

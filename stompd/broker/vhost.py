@@ -22,7 +22,7 @@ class VirtualHost:
 
     log = Logger()
 
-    def __init__(self, name: str, store, clock, message_ids, queue_config) -> None:
+    def __init__(self, name: str, store, clock, message_ids, queue_config, gate) -> None:
         self.name = name
         self.topics = TopicExchange()
         self.queues: dict[str, Queue] = {}
@@ -30,6 +30,7 @@ class VirtualHost:
         self._clock = clock
         self._message_ids = message_ids
         self._queue_config = queue_config
+        self._gate = gate
         self._auto_delete = re.compile(queue_config.auto_delete)
         # store names of queues in this virtual host, by store name prefix,
         # so that a virtual host's queues never mix with another's.
@@ -62,6 +63,7 @@ class VirtualHost:
                 self._store,
                 self._clock,
                 self._queue_config.high_water_mark,
+                self._gate,
                 auto_delete=auto_delete,
             )
         return queue

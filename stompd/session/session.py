@@ -114,6 +114,8 @@ class StompSession:
         if self._looping:
             return
         self._looping = True
+        gate = self.broker.dispatch_gate
+        gate.hold()
         try:
             while not self._busy and not self._closing:
                 try:
@@ -126,6 +128,9 @@ class StompSession:
                 self._dispatch(frame)
         finally:
             self._looping = False
+            # Queues the frames touched dispatch now, once each; that may
+            # finish a frame of ours that waited for room in a queue.
+            gate.release()
         if self._busy and not self._reading_paused and not self._closing:
             self._reading_paused = True
             self.transport.pauseProducing()

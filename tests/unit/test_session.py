@@ -198,3 +198,29 @@ def test_commit_that_cannot_settle_everything_changes_nothing():
     consumer.disconnect()
     other = subscribed(broker, "/queue/work")
     assert [f.body for f in other.frames()] == [b"0", b"1", b"2"]
+
+
+class CountingStore(MemoryStore):
+    def __init__(self):
+        super().__init__()
+        self.reserves = 0
+
+    def reserve(self, queue, limit, now, lease_until):
+        self.reserves += 1
+        return super().reserve(queue, limit, now, lease_until)
+
+
+def test_frames_of_one_read_dispatch_once():
+    store = CountingStore()
+    broker = make_broker(store=store)
+    consumer = subscribed(broker, "/queue/burst", ack="client-individual")
+    producer = FakeClient(broker)
+    producer.connect()
+    store.reserves = 0
+    producer.send_bytes(b"".join(b"SEND\ndestination:/queue/burst\n\n%d\x00" % n for n in range(20)))
+    assert store.reserves == 1
+    delivered = consumer.frames()
+    assert [f.body for f in delivered] == [b"%d" % n for n in range(20)]
+    store.reserves = 0
+    consumer.send_bytes(b"".join(b"ACK\nid:" + f.headers["ack"].encode() + b"\n\n\x00" for f in delivered))
+    assert store.reserves == 1
