@@ -5,7 +5,6 @@ C{twistd stompd} on a free loopback port, and real stomp.py clients.
 
 import datetime
 import ipaddress
-import os
 import signal
 import socket
 import subprocess

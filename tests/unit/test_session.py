@@ -2,7 +2,7 @@
 The session on an in-memory transport and a fake clock.
 """
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 
 from stompd.config import Config, HeartBeatConfig
 from stompd.storage.memory import MemoryStore
