@@ -24,6 +24,9 @@ from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
 
 
+log = Logger()
+
+
 class Options(usage.Options):
     """
     C{twistd stompd [--config PATH] [--listen ENDPOINT ...]}
@@ -98,7 +101,7 @@ def _stop_cleanly_on_sigterm(reactor) -> None:
     """
 
     def on_sigterm(number, frame):
-        Logger().info("Received SIGTERM, shutting down.")
+        log.info("Received SIGTERM, shutting down.")
         reactor.callFromThread(reactor.stop)
 
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
