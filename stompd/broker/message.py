@@ -89,6 +89,16 @@ class Message:
     def __repr__(self) -> str:
         return f"<Message {self.id} to {self.destination!r}, {len(self.body)} bytes>"
 
+    def ack_line(self) -> bytes:
+        """
+        The C{ack} header line (only STOMP 1.2 has one) of a MESSAGE for this
+        message, whose ack id is its id; cached like L{encoded_tail}.
+        """
+        line = self._encoded.get("ack")
+        if line is None:
+            line = self._encoded["ack"] = b"ack:" + escape_header(self.id, "1.2").encode("utf-8") + b"\n"
+        return line
+
     def encoded_tail(self, version: str) -> bytes:
         """
         The part of a MESSAGE frame shared by every delivery of this message:

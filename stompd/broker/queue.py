@@ -76,11 +76,14 @@ class Queue:
         for this, is slowed down instead of buffered without bound.
         """
         depth = await self._store.enqueue(self.key, message)
-        self.wake()
+        waiter = None
         if depth >= self._high_water:
+            # Registered before dispatching, which lets it go once the
+            # queue is down to half.
             waiter = Deferred()
             self._room_waiters.append(waiter)
-            self.wake()
+        self.wake()
+        if waiter is not None:
             await waiter
 
     def wake(self) -> None:
@@ -170,13 +173,12 @@ class Queue:
     async def _release_publishers(self) -> None:
         depth = await self._store.depth(self.key)
         if depth < self._high_water // 2 or not self.consumers and depth < self._high_water:
-            waiters, self._room_waiters = self._room_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self.close()
 
     def close(self) -> None:
         """
-        The queue is being deleted: let waiting publishers go on.
+        Let waiting publishers go on: the queue has room, or is being
+        deleted.
         """
         waiters, self._room_waiters = self._room_waiters, []
         for waiter in waiters:

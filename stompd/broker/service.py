@@ -6,7 +6,7 @@ and is what every session, whatever its transport, talks to.
 import os
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
 from stompd.broker.dispatch import DispatchGate
@@ -58,8 +58,11 @@ class BrokerService(Service):
         connections to close (up to C{shutdown-timeout}), then stop the store.
         """
         Service.stopService(self)
-        closing = [self.session_closed(session) for session in self.sessions]
+        closing = []
         for session in list(self.sessions):
+            # Fired by detach, even if the session goes at once.
+            closed = self._closed[session] = Deferred()
+            closing.append(closed)
             session.shut_down("broker shutting down")
         # consumeErrors: the timeout cancels the waits of clients that did not
         # go, which is expected and must not be logged as unhandled errors.
@@ -104,14 +107,3 @@ class BrokerService(Service):
         waiter = self._closed.pop(session, None)
         if waiter is not None:
             waiter.callback(None)
-
-    def session_closed(self, session) -> Deferred:
-        """
-        @return: a Deferred firing when C{session} has detached.
-        """
-        if session not in self.sessions:
-            return succeed(None)
-        waiter = self._closed.get(session)
-        if waiter is None:
-            waiter = self._closed[session] = Deferred()
-        return waiter

@@ -79,6 +79,12 @@ class TopicExchange:
             subscription.target.deliver(subscription, message)
         return len(subscribers)
 
+    def wake(self) -> None:
+        """
+        A subscriber can take messages again: topics never wait for one, so
+        there is nothing to send.
+        """
+
     def settle(self, subscription, messages, requeue: bool, forget: bool = False):
         """
         An ACK or NACK of topic messages: nothing is stored, and a NACKed

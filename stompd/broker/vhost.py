@@ -7,7 +7,7 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, TOPIC, Route, route
+from stompd.broker.destination import QUEUE, TOPIC, Route, route
 from stompd.broker.message import FRAME_ONLY_HEADERS, Message
 from stompd.broker.queue import Queue
 from stompd.broker.topic import TopicExchange
@@ -167,7 +167,7 @@ class VirtualHost:
         C{subscription}'s connection can take messages again.
         """
         source = subscription.source
-        if isinstance(source, Queue):
+        if source is not None:
             source.wake()
 
     def delete_queue(self, key: str) -> Deferred:
@@ -185,11 +185,3 @@ class VirtualHost:
         """
         doomed = self._temp_queues.pop(session_id, ())
         return gatherResults([self.delete_queue(key) for key in doomed], consumeErrors=True)
-
-    def open_temp_queue(self, session_id: str, name: str) -> None:
-        """
-        Make sure C{/temp-queue/NAME} of C{session_id} exists, so replies to
-        it are kept until they are read.
-        """
-        found = self.route(TEMP_QUEUE_PREFIX + name, session_id)
-        self._queue(found, by_subscribe=False)

@@ -195,7 +195,7 @@ class StompSession:
         version = self.version
         head = subscription.frame_prefix
         if subscription.acks and version == "1.2":
-            head += b"ack:" + escape_header(message.id, version).encode("utf-8") + b"\n"
+            head += message.ack_line()
         if message.delivery_count > 1:
             head += b"redelivered:true\ndelivery-count:%d\n" % message.delivery_count
         data = head + message.encoded_tail(version)

@@ -35,9 +35,12 @@ def make_site(broker, config) -> Site:
     @param config: a L{stompd.config.WebSocketConfig}.
     """
     factory = StompWebSocketFactory(broker, config.allowed_origins)
-    root = File(str(STATIC)) if config.page else Resource()
-    if not config.page:
-        root.getChild = lambda name, request: NoResource()
+    if config.page:
+        root = File(str(STATIC))
+    else:
+        # Unknown children are 404 already; "/" is the empty child.
+        root = Resource()
+        root.putChild(b"", NoResource())
     upgrade = _UpgradeResource(factory)
     for path in config.paths:
         root.putChild(path.strip("/").encode("utf-8"), upgrade)
