@@ -23,14 +23,14 @@ class HeartBeatConfig:
     @ivar send: the shortest interval at which the broker sends beats; a
         client asking for more often gets this.
     @ivar receive: the shortest interval at which the broker wants beats.
-    @ivar grace: a client silent for its negotiated interval times this is
-        disconnected. Generous by default: browsers throttle the timers of
-        background tabs to one run a minute.
+    @ivar grace: a TCP client silent for its negotiated interval times this
+        is disconnected (WebSocket clients have their own, more tolerant
+        L{WebSocketConfig.heart_beat_grace}).
     """
 
     send: int = 1000
     receive: int = 1000
-    grace: float = 7.0
+    grace: float = 2.0
 
     def __post_init__(self) -> None:
         if self.send < 0 or self.receive < 0:
@@ -67,14 +67,49 @@ class QueueConfig:
         default matches the queues Spring's relay makes for
         C{/user/queue/...} destinations.
     @ivar max_transaction_frames: frames one transaction may hold.
+    @ivar visibility_timeout: seconds a delivered, unacknowledged message
+        stays invisible before it is delivered again; 0 for no timeout. A
+        SUBSCRIBE's C{visibility} header overrides it.
+    @ivar max_deliveries: deliveries after which a message that comes back
+        is dead-lettered; 0 for no limit. SUBSCRIBE's C{max-deliveries}
+        overrides it.
+    @ivar dead_letter_queue: where a queue's dead letters go, with C{{name}}
+        standing for the queue's destination; C{""} drops them.
+    @ivar default_ttl: seconds a queue message lives when its SEND asks for
+        no expiry; 0 for ever.
+    @ivar expired: what happens to an expired message: C{"dead-letter"} or
+        C{"drop"}.
+    @ivar channel_queues: patterns of queue destinations (C{*} is any part
+        of a segment) for which C{/queue/NAME/CHANNEL} means channel
+        C{CHANNEL} of C{/queue/NAME}.
     """
 
     default_prefetch: int = 100
     high_water_mark: int = 100_000
     auto_delete: str = r"-user[^/.]+$"
     max_transaction_frames: int = 10_000
+    visibility_timeout: float = 0.0
+    max_deliveries: int = 0
+    dead_letter_queue: str = "{name}.DLQ"
+    default_ttl: float = 0.0
+    expired: str = "dead-letter"
+    channel_queues: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.visibility_timeout < 0 or self.default_ttl < 0 or self.max_deliveries < 0:
+            raise ValueError("visibility-timeout, default-ttl and max-deliveries must not be negative")
+        if self.expired not in ("dead-letter", "drop"):
+            raise ValueError(f"expired must be 'dead-letter' or 'drop', not {self.expired!r}")
+        if self.dead_letter_queue:
+            try:
+                self.dead_letter_queue.format(name="/queue/x")
+            except (KeyError, IndexError, ValueError):
+                raise ValueError(
+                    f"dead-letter-queue may use only {{name}}, not {self.dead_letter_queue!r}"
+                ) from None
+        for pattern in self.channel_queues:
+            if not pattern.startswith("/queue/") or len(pattern) <= len("/queue/"):
+                raise ValueError(f"channel-queues patterns must name queues like '/queue/jobs', not {pattern!r}")
         if self.default_prefetch < 1:
             raise ValueError("default-prefetch must be at least 1")
         if self.high_water_mark < 2:
@@ -99,6 +134,9 @@ class WebSocketConfig:
         browsers send it, and a page from another site cannot connect
         unless listed.
     @ivar page: serve the built-in test page at C{/}.
+    @ivar heart_beat_grace: a WebSocket client silent for its negotiated
+        heart-beat interval times this is disconnected. Generous: browsers
+        run the timers of background tabs as rarely as once a minute.
     """
 
     enabled: bool = True
@@ -106,11 +144,33 @@ class WebSocketConfig:
     paths: tuple[str, ...] = ("/ws", "/stomp")
     allowed_origins: tuple[str, ...] = ("*",)
     page: bool = True
+    heart_beat_grace: float = 7.0
 
     def __post_init__(self) -> None:
+        if self.heart_beat_grace < 1.0:
+            raise ValueError("heart-beat-grace must be at least 1.0")
         for path in self.paths:
             if not path.startswith("/") or path.count("/") != 1 or len(path) < 2:
                 raise ValueError(f"paths must be single segments like '/ws', not {path!r}")
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """
+    A STOMP listener with options, from a C{[[listener]]} table; the
+    top-level C{listen} list is the short form for listeners without any.
+
+    @ivar endpoint: a Twisted endpoint string, as in C{listen}.
+    @ivar oci_compat: behave as OCI Queue's STOMP interface does, so that an
+        application written for it runs unchanged (see docs/work-queues.md).
+    """
+
+    endpoint: str = ""
+    oci_compat: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.endpoint:
+            raise ValueError("endpoint is required")
 
 
 @dataclass(frozen=True)
@@ -129,6 +189,7 @@ class Config:
     """
 
     listen: tuple[str, ...] = ("tcp:61613",)
+    listener: tuple[ListenerConfig, ...] = ()
     virtual_hosts: tuple[str, ...] = ("/",)
     server_name: str = "stompd"
     shutdown_timeout: float = 10.0
@@ -183,6 +244,15 @@ def _article(noun: str) -> str:
     return "an" if noun[0] in "aeiou" else "a"
 
 
+def _tuple_item(annotation):
+    """
+    The item type of a C{tuple[X, ...]} annotation, else C{None}.
+    """
+    if getattr(annotation, "__origin__", None) is tuple:
+        return annotation.__args__[0]
+    return None
+
+
 def _build(cls, table: dict, where: str):
     """
     Make a C{cls} from a TOML table, recursing into nested dataclasses.
@@ -195,7 +265,12 @@ def _build(cls, table: dict, where: str):
         if name not in fields or "_" in key:
             raise ConfigError(f"{place}: unknown key")
         expected = fields[name].type
-        if dataclasses.is_dataclass(expected):
+        item = _tuple_item(expected)
+        if item is not None and dataclasses.is_dataclass(item):
+            if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+                raise ConfigError(f"{place}: expected an array of tables ([[{key}]]), got {value!r}")
+            values[name] = tuple(_build(item, entry, f"{place}[{n}].") for n, entry in enumerate(value))
+        elif dataclasses.is_dataclass(expected):
             if not isinstance(value, dict):
                 raise ConfigError(f"{place}: expected a table, got {value!r}")
             values[name] = _build(expected, value, f"{place}.")

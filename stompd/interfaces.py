@@ -14,15 +14,25 @@ from zope.interface import Attribute, Interface
 class IMessageStore(Interface):
     """
     Durable state of queues: messages waiting, messages delivered but not yet
-    acknowledged (in flight), delivery counts, visibility deadlines and expiry.
+    acknowledged (in flight), delivery counts and times, leases (visibility
+    timeouts), delays, priorities, channels, expiry and dead letters.
 
     Topics are not stored: a topic message exists only while it is being
     fanned out. All times are seconds on the broker's clock
     (C{reactor.seconds()}), so tests can drive them with a C{Clock}.
 
-    Every method returns a L{Deferred}; none may block the reactor. A store
-    may be shared by several brokers (each with its own node id), so a
-    message is handed to at most one consumer at a time across all of them.
+    A delivery is named by C{(message id, delivery count)}: the count the
+    message had when L{reserve} handed it out. Settling calls (L{ack},
+    L{release}, L{unreserve}, L{dead_letter}) take such pairs and ignore
+    any that is not the message's current delivery (acknowledged already,
+    or whose lease ran out and which was delivered again since), so that a
+    late answer to an old delivery never touches a newer one.
+
+    Every method but L{watch} returns a L{Deferred}; none may block the
+    reactor. A store may be shared by several brokers (each with its own
+    node id), so a message is handed to at most one consumer at a time
+    across all of them. L{stompd.testing.store_contract} holds every rule
+    below as a test.
     """
 
     def start():
@@ -40,56 +50,103 @@ class IMessageStore(Interface):
         @return: a Deferred that fires when the store is closed.
         """
 
+    def watch(callback):
+        """
+        Call C{callback(queue)} whenever messages become deliverable in
+        C{queue} by the store's own doing rather than by this broker's
+        L{enqueue} or L{release} (a message moved to a dead-letter queue;
+        for a shared store, another node's work), so that the broker
+        dispatches them. Returns nothing; C{callback} may be called from
+        within any other method, after its change is made.
+        """
+
     def enqueue(queue, message):
         """
-        Append C{message} to the end of C{queue}, creating the queue.
+        Add C{message} to C{queue}, creating the queue: after every message
+        of its priority, and not visible before C{message.visible_at} if
+        that is set.
 
         @param queue: the queue's name, e.g. C{"/queue/work"}.
         @type message: L{stompd.broker.message.Message}
         @return: a Deferred firing with the number of messages now waiting
-            in the queue (in flight excluded), which the broker uses for
-            publisher flow control.
+            in the queue (in flight excluded, delayed included), which the
+            broker uses for publisher flow control.
         """
 
-    def reserve(queue, limit, now, lease_until):
+    def reserve(queue, limit, now, policy):
         """
-        Take up to C{limit} visible messages from the head of C{queue} for
-        delivery.
+        Take up to C{limit} messages that are visible at C{now} and that
+        C{policy} reads (its channel filter) for delivery: highest
+        C{priority} first, oldest first within a priority.
 
-        Messages whose expiry time is not after C{now} are dropped instead of
-        returned. Each returned message has its C{delivery_count} incremented
-        and is in flight until acknowledged, released, or until
-        C{lease_until} passes, after which it is visible again (at the head
-        of the queue). C{lease_until} of C{None} means no deadline.
+        Before anything is taken, leases that ran out by C{now} end (their
+        messages come back as with L{release}) and delayed messages whose
+        time came become visible. A message found expired (C{expires_at}
+        not after C{now}) is never returned: it is dead-lettered with reason
+        C{expired} if C{policy.dead_letter_expired}, else dropped. A message
+        already delivered C{policy.max_deliveries} times is dead-lettered
+        with reason C{max-deliveries}. Dead-lettering moves a message, in
+        one step, to C{policy.dead_letter} as built by
+        L{stompd.broker.message.dead_letter_of} (or drops it if that is
+        C{None}), and announces the dead-letter queue to the watchers.
 
+        Each returned message has its C{delivery_count} incremented and its
+        C{last_delivered_at} (and, on its first delivery,
+        C{first_delivered_at}) set to C{now}. It is in flight until settled,
+        or until its lease (C{now + policy.lease}, none if C{policy.lease}
+        is C{None}) runs out. The store keeps C{policy} with the delivery
+        for when it comes back.
+
+        @type policy: L{stompd.broker.policy.DeliveryPolicy}
         @return: a Deferred firing with a list of
-            L{stompd.broker.message.Message}, possibly empty, oldest first.
+            L{stompd.broker.message.Message}, possibly empty.
         """
 
-    def ack(queue, message_ids):
+    def ack(queue, deliveries):
         """
-        Forget in-flight messages for good.
+        Forget the messages of current C{deliveries} for good.
 
-        Unknown ids (already acknowledged, or whose lease ran out and which
-        were delivered again elsewhere) are ignored.
-
+        @param deliveries: C{(message id, delivery count)} pairs.
         @return: a Deferred firing with the number of messages removed.
         """
 
-    def release(queue, message_ids, visible_at):
+    def release(queue, deliveries, visible_at):
         """
-        Return in-flight messages to the head of C{queue}, in their original
-        order, so that they are delivered again.
+        End current C{deliveries} without an acknowledgement (a NACK, a
+        consumer gone, a lease run out): each message comes back to the head
+        of its queue, in the original order, visible at once or from
+        C{visible_at}; but one already delivered as often as the policy it
+        was reserved with allows is dead-lettered (reason
+        C{max-deliveries}) instead.
 
-        @param visible_at: the time from which they may be delivered again,
-            or C{None} for at once.
-        @return: a Deferred firing with the number of messages released.
+        @return: a Deferred firing with the number of deliveries ended.
+        """
+
+    def unreserve(queue, deliveries):
+        """
+        Give back messages that L{reserve} handed out but that were never
+        written to a consumer (it became unable to take them): back at the
+        head of the queue in order, visible at once, their delivery count
+        and delivery times as they were before the reserve. A delivery
+        counts only when a consumer was sent it.
+
+        @return: a Deferred firing with the number of messages given back.
+        """
+
+    def dead_letter(queue, deliveries, reason):
+        """
+        Move the messages of current C{deliveries} to the dead-letter queue
+        of the policy they were reserved with, as L{reserve} does, with
+        C{reason} (C{rejected} for a NACK that refuses a requeue).
+
+        @return: a Deferred firing with the number of messages moved (or
+            dropped, for a policy without a dead-letter queue).
         """
 
     def next_visible_at(queue):
         """
         When does a message of C{queue} that is not visible now next become
-        visible (a lease running out, a delayed release)?
+        visible (a lease running out, a delayed message or release)?
 
         @return: a Deferred firing with a time, or C{None} if nothing is
             waiting to become visible.
@@ -98,7 +155,7 @@ class IMessageStore(Interface):
     def depth(queue):
         """
         @return: a Deferred firing with the number of messages waiting in
-            C{queue} (in flight excluded).
+            C{queue} (in flight excluded, delayed included).
         """
 
     def delete(queue):

@@ -147,11 +147,15 @@ def makeService(options: Options, reactor=None) -> MultiService:
     top = MultiService()
     broker.setServiceParent(top)
     listeners = [("listen", "--listen", config.listen, StompFactory(broker))]
+    for n, listener in enumerate(config.listener):
+        listeners.append(
+            (f"listener[{n}].endpoint", None, (listener.endpoint,), StompFactory(broker, listener.oci_compat))
+        )
     if config.websocket.enabled:
         listeners.append(("websocket.listen", "--listen-ws", config.websocket.listen, make_site(broker, config.websocket)))
     for key, option, descriptions, factory in listeners:
         # Name where a bad endpoint string came from: the command line or the file.
-        from_command_line = options.get(option.lstrip("-")) or not options.get("config")
+        from_command_line = option is not None and (options.get(option.lstrip("-")) or not options.get("config"))
         source = option if from_command_line else f"{options['config']}: {key}"
         for description in descriptions:
             _listen(top, reactor, description, source, factory)

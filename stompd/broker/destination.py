@@ -31,14 +31,22 @@ class Route:
         queue, the name the store knows it by.
     @ivar owner: for a temporary queue, the id of the session it belongs
         to and is deleted with; otherwise C{None}.
+    @ivar name: the destination that names the queue or topic, without a
+        channel (what C{{name}} stands for in a dead-letter queue pattern).
+    @ivar channel: the channel of the queue the destination names, or
+        C{None}.
     """
 
-    __slots__ = ("kind", "key", "owner")
+    __slots__ = ("kind", "key", "owner", "name", "channel")
 
-    def __init__(self, kind: str, key: str, owner: str | None = None) -> None:
+    def __init__(
+        self, kind: str, key: str, owner: str | None = None, name: str = "", channel: str | None = None
+    ) -> None:
         self.kind = kind
         self.key = key
         self.owner = owner
+        self.name = name or key
+        self.channel = channel
 
 
 def temp_queue_key(session_id: str, name: str) -> str:
@@ -56,10 +64,12 @@ def reply_destination(session_id: str, name: str) -> str:
     return f"{REPLY_QUEUE_PREFIX}{session_id}/{name}"
 
 
-def route(destination: str, session_id: str) -> Route:
+def route(destination: str, session_id: str, bare_queues: bool = False) -> Route:
     """
     Parse a C{destination} header sent by session C{session_id}.
 
+    @param bare_queues: also route a name without a leading slash, as OCI
+        Queue's C{QUEUE_ID} or C{QUEUE_ID/CHANNEL}, to C{/queue/QUEUE_ID}.
     @raise DestinationError: for a name this broker does not route.
     """
     if destination.startswith(_TOPIC_PREFIX) and len(destination) > len(_TOPIC_PREFIX):
@@ -67,16 +77,47 @@ def route(destination: str, session_id: str) -> Route:
     if destination.startswith(_QUEUE_PREFIX) and len(destination) > len(_QUEUE_PREFIX):
         return Route(QUEUE, destination)
     if destination.startswith(TEMP_QUEUE_PREFIX) and len(destination) > len(TEMP_QUEUE_PREFIX):
-        return Route(QUEUE, temp_queue_key(session_id, destination[len(TEMP_QUEUE_PREFIX) :]), session_id)
+        return Route(
+            QUEUE, temp_queue_key(session_id, destination[len(TEMP_QUEUE_PREFIX) :]), session_id, destination
+        )
     if destination.startswith(REPLY_QUEUE_PREFIX):
         owner, _, name = destination[len(REPLY_QUEUE_PREFIX) :].partition("/")
         if owner and name:
-            return Route(QUEUE, temp_queue_key(owner, name), owner)
+            return Route(QUEUE, temp_queue_key(owner, name), owner, TEMP_QUEUE_PREFIX + name)
+    if bare_queues and destination and not destination.startswith("/"):
+        queue, _, channel = destination.partition("/")
+        name = _QUEUE_PREFIX + queue
+        return Route(QUEUE, name, channel=channel or None)
     raise DestinationError(
         "unknown destination",
         f"Destination {destination!r} is not routed here: use /topic/NAME, "
         "/queue/NAME or /temp-queue/NAME.",
     )
+
+
+def channel_queue_matcher(patterns: tuple[str, ...]):
+    """
+    A function splitting a queue destination C{/queue/NAME/CHANNEL} into
+    C{("/queue/NAME", "CHANNEL")} when C{/queue/NAME} matches one of
+    C{patterns} (C{*} stands for any part of one segment), and returning
+    C{None} otherwise, so that other queue names with slashes keep working.
+    The shortest matching C{NAME} wins.
+    """
+    if not patterns:
+        return lambda destination: None
+    compiled = re.compile(
+        "|".join("".join("[^/]*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", p)) for p in patterns)
+    )
+
+    def split(destination: str):
+        start = len(_QUEUE_PREFIX)
+        while (slash := destination.find("/", start)) > 0:
+            if compiled.fullmatch(destination, 0, slash) and slash + 1 < len(destination):
+                return destination[:slash], destination[slash + 1 :]
+            start = slash + 1
+        return None
+
+    return split
 
 
 def is_pattern(topic: str) -> bool:

@@ -8,6 +8,10 @@ import os
 
 from stompd.codec import escape_header
 
+# JMS's default; SEND's priority header ranges over 0-9.
+DEFAULT_PRIORITY = 4
+MAX_PRIORITY = 9
+
 # Headers that belong to one frame or one delivery, never to the message.
 FRAME_ONLY_HEADERS = frozenset(
     {
@@ -19,6 +23,8 @@ FRAME_ONLY_HEADERS = frozenset(
         "ack",
         "redelivered",
         "delivery-count",
+        "expire-after",
+        "visible-after",
     }
 )
 
@@ -62,12 +68,32 @@ class Message:
     @ivar headers: the producer's headers that travel with the message,
         C{destination} first.
     @ivar body: the body bytes.
-    @ivar delivery_count: how often it was handed to a consumer; the store
-        increments it.
-    @ivar expires_at: broker-clock time after which it is dropped, or C{None}.
+    @ivar delivery_count: how often it was written to a consumer; the store
+        keeps it.
+    @ivar expires_at: broker-clock time after which it is never delivered,
+        or C{None}.
+    @ivar visible_at: broker-clock time before which it is not delivered (a
+        delayed message), or C{None}.
+    @ivar priority: 0 (lowest) to 9; higher is delivered first.
+    @ivar channel: the channel of its queue it was sent to, or C{None}.
+    @ivar first_delivered_at: broker-clock time of its first delivery, or
+        C{None}; the store keeps it, like L{last_delivered_at}.
     """
 
-    __slots__ = ("id", "destination", "headers", "body", "delivery_count", "expires_at", "_encoded")
+    __slots__ = (
+        "id",
+        "destination",
+        "headers",
+        "body",
+        "delivery_count",
+        "expires_at",
+        "visible_at",
+        "priority",
+        "channel",
+        "first_delivered_at",
+        "last_delivered_at",
+        "_encoded",
+    )
 
     def __init__(
         self,
@@ -77,6 +103,11 @@ class Message:
         body: bytes,
         delivery_count: int = 0,
         expires_at: float | None = None,
+        visible_at: float | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        channel: str | None = None,
+        first_delivered_at: float | None = None,
+        last_delivered_at: float | None = None,
     ) -> None:
         self.id = id
         self.destination = destination
@@ -84,19 +115,36 @@ class Message:
         self.body = body
         self.delivery_count = delivery_count
         self.expires_at = expires_at
-        self._encoded: dict[str, bytes] = {}
+        self.visible_at = visible_at
+        self.priority = priority
+        self.channel = channel
+        self.first_delivered_at = first_delivered_at
+        self.last_delivered_at = last_delivered_at
+        # protocol version -> encoded tail; delivery count -> ack line
+        self._encoded: dict = {}
 
     def __repr__(self) -> str:
         return f"<Message {self.id} to {self.destination!r}, {len(self.body)} bytes>"
 
+    def ack_id(self) -> str:
+        """
+        The STOMP 1.2 C{ack} id of this message's current delivery: its id
+        on the first delivery, and the id with the delivery count after it
+        on later ones, so that a late ACK of an earlier delivery is told
+        apart from one of the current delivery.
+        """
+        count = self.delivery_count
+        return self.id if count <= 1 else f"{self.id}.{count}"
+
     def ack_line(self) -> bytes:
         """
-        The C{ack} header line (only STOMP 1.2 has one) of a MESSAGE for this
-        message, whose ack id is its id; cached like L{encoded_tail}.
+        The C{ack} header line (only STOMP 1.2 has one) of a MESSAGE for the
+        current delivery of this message; cached like L{encoded_tail}.
         """
-        line = self._encoded.get("ack")
+        key = self.delivery_count
+        line = self._encoded.get(key)
         if line is None:
-            line = self._encoded["ack"] = b"ack:" + escape_header(self.id, "1.2").encode("utf-8") + b"\n"
+            line = self._encoded[key] = b"ack:" + escape_header(self.ack_id(), "1.2").encode("utf-8") + b"\n"
         return line
 
     def encoded_tail(self, version: str) -> bytes:
@@ -119,3 +167,38 @@ class Message:
             tail = "\n".join(lines).encode("utf-8") + self.body + b"\x00"
             self._encoded[version] = tail
         return tail
+
+
+# Headers that ask for expiry: a dead letter never expires, and one sent back
+# from a dead-letter queue must not expire at once for an old deadline.
+_EXPIRY_HEADERS = ("expires", "expiration", "ttl")
+
+
+def dead_letter_of(message: Message, destination: str, reason: str) -> Message:
+    """
+    The copy of C{message} that goes to the dead-letter queue
+    C{destination}: a new message (its id derived from the original's, its
+    deliveries counted anew) with the original's body, priority, channel and
+    headers, and headers saying where it came from and why it died. It
+    never expires.
+
+    Every store builds its dead letters with this, so that they look the
+    same whatever the store.
+    """
+    headers = {name: value for name, value in message.headers.items() if name not in _EXPIRY_HEADERS}
+    headers["destination"] = destination
+    headers["original-destination"] = message.destination
+    headers["original-message-id"] = message.id
+    headers["dead-letter-reason"] = reason
+    headers["original-delivery-count"] = str(message.delivery_count)
+    if message.first_delivered_at is not None:
+        headers["first-delivered-at"] = str(int(message.first_delivered_at * 1000))
+        headers["last-delivered-at"] = str(int(message.last_delivered_at * 1000))
+    return Message(
+        f"{message.id}-dl",
+        destination,
+        headers,
+        message.body,
+        priority=message.priority,
+        channel=message.channel,
+    )

@@ -6,9 +6,17 @@ store holding every message until it is acknowledged.
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from stompd.broker.policy import REJECTED
+from stompd.broker.subscription import Delivery
+
 # The most messages taken from the store for one consumer in one round, so
 # that a single fast consumer does not starve the others of a fair turn.
 _ROUND_SIZE = 64
+
+# What an ACK or NACK does with the deliveries it settles.
+ACK = "ack"
+RELEASE = "release"
+REJECT = "reject"
 
 
 class Queue:
@@ -34,6 +42,10 @@ class Queue:
         self._pumping = False
         self._wanted = False
         self._room_waiters: list[Deferred] = []
+        # A wake-up for the next delayed message; and whether the store may
+        # hold messages that become visible later, which only then is asked.
+        self._timer = None
+        self._may_have_later = True
 
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
@@ -50,24 +62,40 @@ class Queue:
         """
         if subscription in self.consumers:
             self.consumers.remove(subscription)
-        return self.settle(subscription, list(subscription.unacked.values()), requeue=True, forget=True)
+        if subscription.lease_timer is not None:
+            if subscription.lease_timer.active():
+                subscription.lease_timer.cancel()
+            subscription.lease_timer = None
+        held = list(subscription.unacked.values())
+        subscription.unacked.clear()
+        return self.settle(subscription, held, RELEASE)
 
-    def settle(self, subscription, messages, requeue: bool, forget: bool = False) -> Deferred:
+    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred:
         """
-        Acknowledge (C{requeue} false) or return to the queue (true) messages
-        that C{subscription} held.
+        End C{deliveries} that C{subscription} held: L{ACK} deletes their
+        messages, L{RELEASE} makes them visible again (at once, or from
+        C{visible_at}), L{REJECT} dead-letters them. Deliveries that are no
+        longer current (their lease ran out and the message went to someone
+        else) are left alone by the store.
         """
-        if forget:
-            subscription.unacked.clear()
-        if not messages:
+        if not deliveries:
             return succeed(None)
-        ids = [message.id for message in messages]
-        if requeue:
-            settled = self._store.release(self.key, ids, None)
+        tokens = [delivery.token for delivery in deliveries]
+        if action == ACK:
+            settled = self._store.ack(self.key, tokens)
+        elif action == RELEASE:
+            settled = self._store.release(self.key, tokens, visible_at)
+            if visible_at is not None:
+                self._wake_at(visible_at)
         else:
-            settled = self._store.ack(self.key, ids)
-        settled.addCallback(lambda _: self.wake())
+            settled = self._store.dead_letter(self.key, tokens, REJECTED)
+        settled.addCallback(self._settled, len(tokens))
         return settled
+
+    def _settled(self, count: int, asked: int) -> None:
+        if count < asked:
+            self.log.debug("{late} late acknowledgements in {queue} changed nothing", late=asked - count, queue=self.key)
+        self.wake()
 
     async def put(self, message) -> None:
         """
@@ -82,6 +110,8 @@ class Queue:
             # queue is down to half.
             waiter = Deferred()
             self._room_waiters.append(waiter)
+        if message.visible_at is not None:
+            self._wake_at(message.visible_at)
         self.wake()
         if waiter is not None:
             await waiter
@@ -100,6 +130,22 @@ class Queue:
             lambda failure: self.log.failure("Dispatch from {queue} failed", failure, queue=self.key)
         )
 
+    def _wake_at(self, when: float) -> None:
+        """
+        Dispatch again at C{when}, when a message becomes visible.
+        """
+        self._may_have_later = True
+        timer = self._timer
+        if timer is not None and timer.active():
+            if timer.getTime() <= when:
+                return
+            timer.cancel()
+        self._timer = self._clock.callLater(max(0.0, when - self._clock.seconds()), self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self.wake()
+
     def _ready_consumers(self) -> list:
         """
         Consumers that can take a message now, starting with the one whose
@@ -116,7 +162,9 @@ class Queue:
             wanted = True
             while wanted:
                 self._wanted = False
-                await self._dispatch_ready()
+                drained = await self._dispatch_ready()
+                if drained and self._may_have_later:
+                    await self._schedule_later()
                 if self._room_waiters:
                     await self._release_publishers()
                 # Something arrived, or a consumer got credit, meanwhile.
@@ -124,26 +172,43 @@ class Queue:
         finally:
             self._pumping = False
 
-    async def _dispatch_ready(self) -> None:
+    async def _dispatch_ready(self) -> bool:
+        """
+        Deal messages to every consumer that can take some, until they are
+        full or the store has no more for them.
+
+        @return: whether consumers were left wanting (the store ran dry).
+        """
         while True:
             ready = self._ready_consumers()
             if not ready:
-                return
-            wanted = sum(min(sub.credit(), _ROUND_SIZE) for sub in ready)
-            batch = await self._store.reserve(self.key, wanted, self._clock.seconds(), None)
-            if batch:
-                await self._deal(batch, ready)
-            if len(batch) < wanted:
-                # The store has no more for now; what arrives meanwhile wakes
-                # us again.
-                return
+                return False
+            # One reserve per policy: consumers with the same visibility
+            # timeout, channel filter and dead-letter rules share batches.
+            groups: dict = {}
+            for subscription in ready:
+                groups.setdefault(subscription.policy, []).append(subscription)
+            more = False
+            for policy, group in groups.items():
+                wanted = sum(min(sub.credit(), _ROUND_SIZE) for sub in group)
+                now = self._clock.seconds()
+                batch = await self._store.reserve(self.key, wanted, now, policy)
+                if batch:
+                    await self._deal(batch, group, now, policy)
+                if len(batch) >= wanted:
+                    more = True
+            if not more:
+                # The store has no more for now; what arrives meanwhile
+                # wakes us again.
+                return True
 
-    async def _deal(self, batch: list, ready: list) -> None:
+    async def _deal(self, batch: list, ready: list, now: float, policy) -> None:
         """
         Hand out a batch one message per consumer in turn. Consumers that
         became full or unwritable meanwhile are skipped; what nobody can take
-        goes back to the head of the queue.
+        goes back to the store uncounted.
         """
+        lease_until = None if policy.lease is None else now + policy.lease
         auto_acked = []
         index = 0
         position = 0
@@ -158,9 +223,11 @@ class Queue:
             position += 1
             last_served = subscription
             if subscription.acks:
-                subscription.unacked[message.id] = message
+                subscription.unacked[subscription.ack_id(message)] = Delivery(message, message.delivery_count, lease_until)
+                if lease_until is not None and subscription.lease_timer is None:
+                    subscription.lease_timer = self._clock.callLater(policy.lease, self._leases_ran_out, subscription)
             else:
-                auto_acked.append(message.id)
+                auto_acked.append((message.id, message.delivery_count))
             subscription.target.deliver(subscription, message)
         if last_served is not None and last_served in self.consumers:
             # The next round starts after the consumer served last.
@@ -168,18 +235,66 @@ class Queue:
         if auto_acked:
             await self._store.ack(self.key, auto_acked)
         if index < len(batch):
-            await self._store.release(self.key, [message.id for message in batch[index:]], None)
+            await self._store.unreserve(self.key, [(message.id, message.delivery_count) for message in batch[index:]])
+
+    def _leases_ran_out(self, subscription) -> None:
+        """
+        The visibility timeout of C{subscription}'s oldest deliveries ended:
+        they go back to the queue for anyone (this consumer included), and
+        the consumer gets their prefetch credit back.
+        """
+        subscription.lease_timer = None
+        if subscription.source is not self:
+            return
+        now = self._clock.seconds()
+        unacked = subscription.unacked
+        lapsed = []
+        # Deliveries are in delivery order and share one lease length, so
+        # the oldest leases are first.
+        for ack_id, delivery in unacked.items():
+            if delivery.lease_until > now:
+                break
+            lapsed.append(ack_id)
+        deliveries = []
+        for ack_id in lapsed:
+            deliveries.append(unacked.pop(ack_id))
+            subscription.lapse(ack_id)
+        if unacked:
+            oldest = next(iter(unacked.values()))
+            subscription.lease_timer = self._clock.callLater(oldest.lease_until - now, self._leases_ran_out, subscription)
+        if deliveries:
+            self.log.debug("{count} deliveries from {queue} timed out", count=len(deliveries), queue=self.key)
+            self.settle(subscription, deliveries, RELEASE).addErrback(
+                lambda failure: self.log.failure("Releasing timed-out messages of {queue} failed", failure, queue=self.key)
+            )
+
+    async def _schedule_later(self) -> None:
+        """
+        Consumers wait and the store has nothing visible for them: set a
+        timer for when something becomes visible, if anything will.
+        """
+        when = await self._store.next_visible_at(self.key)
+        if when is None:
+            self._may_have_later = False
+        else:
+            self._wake_at(when)
 
     async def _release_publishers(self) -> None:
         depth = await self._store.depth(self.key)
         if depth < self._high_water // 2 or not self.consumers and depth < self._high_water:
-            self.close()
+            self._let_publishers_go()
 
-    def close(self) -> None:
-        """
-        Let waiting publishers go on: the queue has room, or is being
-        deleted.
-        """
+    def _let_publishers_go(self) -> None:
         waiters, self._room_waiters = self._room_waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    def close(self) -> None:
+        """
+        The queue is being deleted: let waiting publishers go on, and stop
+        waiting for delayed messages.
+        """
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._let_publishers_go()

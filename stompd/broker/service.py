@@ -43,6 +43,12 @@ class BrokerService(Service):
         self.vhosts = {
             name: VirtualHost(name, store, clock, self.message_ids, config.queues, self.dispatch_gate) for name in config.virtual_hosts
         }
+        store.watch(self._work_arrived)
+
+    def _work_arrived(self, key: str) -> None:
+        # Store names are unique across virtual hosts (they carry its prefix).
+        for vhost in self.vhosts.values():
+            vhost.work_arrived(key)
 
     def startService(self) -> Deferred:
         """

@@ -5,10 +5,39 @@ has not acknowledged yet.
 
 from collections import OrderedDict
 
+from stompd.broker.policy import DEFAULT_POLICY
+
 AUTO = "auto"
 CLIENT = "client"
 CLIENT_INDIVIDUAL = "client-individual"
 ACK_MODES = (AUTO, CLIENT, CLIENT_INDIVIDUAL)
+
+# Ack ids of deliveries whose lease ran out are remembered, so that their
+# late ACK or NACK is recognised rather than refused; a consumer that never
+# answers must not grow memory.
+LAPSED_LIMIT = 10_000
+
+
+class Delivery:
+    """
+    One queue message written to a subscriber, awaiting its ACK or NACK.
+
+    @ivar message: the L{stompd.broker.message.Message}.
+    @ivar count: its delivery count when written: with its id, what names
+        this delivery in the store.
+    @ivar lease_until: when its visibility timeout ends, or C{None}.
+    """
+
+    __slots__ = ("message", "count", "lease_until")
+
+    def __init__(self, message, count: int, lease_until: float | None) -> None:
+        self.message = message
+        self.count = count
+        self.lease_until = lease_until
+
+    @property
+    def token(self) -> tuple[str, int]:
+        return (self.message.id, self.count)
 
 
 class Subscription:
@@ -21,7 +50,14 @@ class Subscription:
     @ivar prefetch: the most unacknowledged queue messages it holds at once;
         C{None} for no limit (auto ack, where the connection's flow control
         is the limit).
-    @ivar unacked: message id -> message, in delivery order.
+    @ivar acks_by_delivery: ACKs name a delivery (STOMP 1.2's C{ack}
+        header) rather than a message (C{message-id}).
+    @ivar policy: the L{stompd.broker.policy.DeliveryPolicy} of its queue
+        deliveries.
+    @ivar unacked: ack id -> what its source needs to settle it (a
+        L{Delivery} for queues, the message for topics), in delivery order.
+    @ivar lapsed: ack ids whose visibility timeout ran out, oldest first.
+    @ivar lease_timer: the timer for the oldest lease, set by the queue.
     @ivar source: the queue or topic exchange feeding it, set by the broker.
     """
 
@@ -32,19 +68,37 @@ class Subscription:
         "route",
         "ack_mode",
         "prefetch",
+        "acks_by_delivery",
+        "policy",
         "unacked",
+        "lapsed",
+        "lease_timer",
         "source",
         "frame_prefix",
     )
 
-    def __init__(self, target, id: str, destination: str, route, ack_mode: str, prefetch: int | None) -> None:
+    def __init__(
+        self,
+        target,
+        id: str,
+        destination: str,
+        route,
+        ack_mode: str,
+        prefetch: int | None,
+        acks_by_delivery: bool = True,
+        policy=DEFAULT_POLICY,
+    ) -> None:
         self.target = target
         self.id = id
         self.destination = destination
         self.route = route
         self.ack_mode = ack_mode
         self.prefetch = prefetch
+        self.acks_by_delivery = acks_by_delivery
+        self.policy = policy
         self.unacked: OrderedDict = OrderedDict()
+        self.lapsed: OrderedDict = OrderedDict()
+        self.lease_timer = None
         self.source = None
         # Set by the session: the encoded start of its MESSAGE frames.
         self.frame_prefix = b""
@@ -59,6 +113,13 @@ class Subscription:
         """
         return self.ack_mode != AUTO
 
+    def ack_id(self, message) -> str:
+        """
+        What the client's ACK or NACK of C{message}'s current delivery
+        names it by.
+        """
+        return message.ack_id() if self.acks_by_delivery else message.id
+
     def credit(self) -> int:
         """
         How many more queue messages it may be given now.
@@ -67,30 +128,39 @@ class Subscription:
             return 1 << 30
         return self.prefetch - len(self.unacked)
 
-    def covered(self, message_id: str) -> list[str]:
+    def covered(self, ack_id: str) -> list[str]:
         """
-        The ids an ACK or NACK of C{message_id} covers: that one for
+        The ids an ACK or NACK of C{ack_id} covers: that one for
         C{client-individual}, it and every earlier one for C{client}; empty
         if it is not pending here.
         """
         unacked = self.unacked
-        if message_id not in unacked:
+        if ack_id not in unacked:
             return []
         if self.ack_mode != CLIENT:
-            return [message_id]
+            return [ack_id]
         ids = []
         for pending in unacked:
             ids.append(pending)
-            if pending == message_id:
+            if pending == ack_id:
                 break
         return ids
 
-    def settle(self, message_id: str) -> list:
+    def settle(self, ack_id: str) -> list:
         """
-        Take the deliveries an ACK or NACK of C{message_id} covers off the
+        Take the deliveries an ACK or NACK of C{ack_id} covers off the
         unacknowledged list.
 
-        @return: the messages settled, oldest first; empty if the id is not
-            pending here.
+        @return: what was settled (see L{unacked}), oldest first; empty if
+            the id is not pending here.
         """
-        return [self.unacked.pop(pending) for pending in self.covered(message_id)]
+        return [self.unacked.pop(pending) for pending in self.covered(ack_id)]
+
+    def lapse(self, ack_id: str) -> None:
+        """
+        The lease of delivery C{ack_id} ran out: remember it as late.
+        """
+        lapsed = self.lapsed
+        lapsed[ack_id] = None
+        if len(lapsed) > LAPSED_LIMIT:
+            lapsed.popitem(last=False)

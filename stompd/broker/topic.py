@@ -85,7 +85,7 @@ class TopicExchange:
         there is nothing to send.
         """
 
-    def settle(self, subscription, messages, requeue: bool, forget: bool = False):
+    def settle(self, subscription, messages, action: str, visible_at=None):
         """
         An ACK or NACK of topic messages: nothing is stored, and a NACKed
         topic message is dropped, so there is nothing to do.

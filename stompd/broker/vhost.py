@@ -7,11 +7,17 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.destination import QUEUE, TOPIC, Route, route
-from stompd.broker.message import FRAME_ONLY_HEADERS, Message
+from stompd.broker.headers import number_header
+from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, route
+from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
+from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
 from stompd.broker.queue import Queue
 from stompd.broker.topic import TopicExchange
 from stompd.errors import ProtocolError
+
+# Headers asking for delayed delivery, in milliseconds: ours, ActiveMQ's and
+# RabbitMQ's delayed-message plugin's.
+DELAY_HEADERS = ("delay", "AMQ_SCHEDULED_DELAY", "x-delay")
 
 
 class VirtualHost:
@@ -23,6 +29,7 @@ class VirtualHost:
     log = Logger()
 
     def __init__(self, name: str, store, clock, message_ids, queue_config, gate) -> None:
+        self._channel_queue = channel_queue_matcher(queue_config.channel_queues)
         self.name = name
         self.topics = TopicExchange()
         self.queues: dict[str, Queue] = {}
@@ -41,14 +48,21 @@ class VirtualHost:
     def __repr__(self) -> str:
         return f"<VirtualHost {self.name!r}>"
 
-    def route(self, destination: str, session_id: str) -> Route:
+    def route(self, destination: str, session_id: str, bare_queues: bool = False) -> Route:
         """
-        Where C{destination}, sent by C{session_id}, leads.
+        Where C{destination}, sent by C{session_id}, leads; see
+        L{stompd.broker.destination.route}. A destination of a queue listed
+        in C{[queues] channel-queues} names a channel of it.
 
         @raise stompd.errors.DestinationError: for a name not routed here.
         """
-        found = route(destination, session_id)
+        found = route(destination, session_id, bare_queues)
         if found.kind == QUEUE:
+            if found.owner is None and found.channel is None:
+                split = self._channel_queue(found.key)
+                if split is not None:
+                    found.name, found.channel = split
+                    found.key = found.name
             found.key = self._prefix + found.key
         return found
 
@@ -68,7 +82,7 @@ class VirtualHost:
             )
         return queue
 
-    def publish(self, session_id: str, headers: dict[str, str], body: bytes) -> Deferred:
+    def publish(self, session_id: str, headers: dict[str, str], body: bytes, bare_queues: bool = False) -> Deferred:
         """
         Route a SEND frame's message.
 
@@ -78,14 +92,8 @@ class VirtualHost:
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
-        found = self.route(destination, session_id)
-        message = Message(
-            self._message_ids.next(),
-            destination,
-            {name: value for name, value in headers.items() if name not in FRAME_ONLY_HEADERS},
-            body,
-            expires_at=self._expiry(headers),
-        )
+        found = self.route(destination, session_id, bare_queues)
+        message = self._message(headers, body, found)
         if found.kind == TOPIC:
             self.topics.publish(found.key, message)
             return succeed(None)
@@ -95,38 +103,102 @@ class VirtualHost:
             return succeed(None)
         return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message))
 
-    def check_publish(self, session_id: str, headers: dict[str, str]) -> None:
+    def check_publish(self, session_id: str, headers: dict[str, str], bare_queues: bool = False) -> None:
         """
         Raise what L{publish} would raise for these SEND headers, without
         publishing: for a SEND kept until its transaction commits.
 
         @raise stompd.errors.StompError: for a bad destination or header.
         """
-        self.route(headers["destination"], session_id)
-        self._expiry(headers)
+        self._message(headers, b"", self.route(headers["destination"], session_id, bare_queues))
 
-    def _expiry(self, headers: dict[str, str]) -> float | None:
+    def _message(self, headers: dict[str, str], body: bytes, found: Route) -> Message:
+        """
+        The message a SEND's headers describe: its expiry, delay, priority
+        and channel.
+
+        @raise ProtocolError: for a malformed header.
+        """
+        now = self._clock.seconds()
+        channel = headers.get("channel", found.channel)
+        priority = number_header(headers, "priority", "0-9")
+        if priority is None:
+            priority = 4
+        elif priority > MAX_PRIORITY:
+            raise ProtocolError("invalid priority header", f"priority must be 0-9, not {priority}.")
+        delay = None
+        for name in DELAY_HEADERS:
+            delay = number_header(headers, name, "milliseconds")
+            if delay is not None:
+                break
+        message_headers = {name: value for name, value in headers.items() if name not in FRAME_ONLY_HEADERS}
+        if channel is not None and "channel" not in message_headers:
+            # Sent as /queue/NAME/CHANNEL: consumers of /queue/NAME see which.
+            message_headers["channel"] = channel
+        return Message(
+            self._message_ids.next(),
+            headers["destination"],
+            message_headers,
+            body,
+            expires_at=self._expiry(headers, now),
+            visible_at=now + delay / 1000.0 if delay else None,
+            priority=priority,
+            channel=channel,
+        )
+
+    def _expiry(self, headers: dict[str, str], now: float) -> float | None:
         """
         The expiry time a SEND asks for: C{expires} (ActiveMQ: milliseconds
-        since the epoch, 0 for never) or C{expiration} (RabbitMQ:
-        milliseconds to live).
+        since the epoch, 0 for never), C{expiration} (RabbitMQ) or C{ttl}
+        (milliseconds to live), else C{[queues] default-ttl}.
         """
-        try:
-            if "expires" in headers:
-                expires = int(headers["expires"])
-                return expires / 1000.0 if expires > 0 else None
-            if "expiration" in headers:
-                ttl = int(headers["expiration"])
-                if ttl < 0:
-                    raise ValueError(ttl)
-                return self._clock.seconds() + ttl / 1000.0
-        except ValueError:
-            raise ProtocolError(
-                "invalid expiry header",
-                "The expires header must be milliseconds since the epoch and "
-                "the expiration header milliseconds to live, both whole numbers.",
-            ) from None
-        return None
+        expires = number_header(headers, "expires", "milliseconds since the epoch")
+        if expires is not None:
+            return expires / 1000.0 if expires > 0 else None
+        for name in ("expiration", "ttl"):
+            ttl = number_header(headers, name, "milliseconds")
+            if ttl is not None:
+                return now + ttl / 1000.0
+        default = self._queue_config.default_ttl
+        return now + default if default else None
+
+    def delivery_policy(self, found: Route, headers: dict[str, str]) -> DeliveryPolicy:
+        """
+        The delivery rules a SUBSCRIBE to queue C{found} asks for with its
+        headers (C{visibility}, C{max-deliveries} or
+        C{activemq.maximumRedeliveries}, C{dead-letter-queue}, C{channel}),
+        the queue configuration giving the defaults.
+
+        @raise stompd.errors.StompError: for a malformed header, or a
+            dead-letter queue that is not a queue.
+        """
+        config = self._queue_config
+        visibility = number_header(headers, "visibility", "seconds", decimal=True)
+        if visibility is None:
+            visibility = config.visibility_timeout
+        max_deliveries = number_header(headers, "max-deliveries", "deliveries")
+        if max_deliveries is None:
+            redeliveries = number_header(headers, "activemq.maximumRedeliveries", "redeliveries")
+            # ActiveMQ counts redeliveries: the first delivery is not one.
+            max_deliveries = config.max_deliveries if redeliveries is None else redeliveries + 1
+        dead_letter = headers.get("dead-letter-queue")
+        if dead_letter is None and config.dead_letter_queue:
+            dead_letter = config.dead_letter_queue.format(name=found.name)
+        target = None
+        if dead_letter:
+            dead = self.route(dead_letter, found.owner or "")
+            if dead.kind != QUEUE:
+                raise ProtocolError(
+                    "invalid dead-letter-queue header", f"A dead-letter queue must be a queue, not {dead_letter!r}."
+                )
+            target = DeadLetterQueue(dead.key, dead_letter)
+        return DeliveryPolicy(
+            lease=visibility or None,
+            max_deliveries=max_deliveries,
+            dead_letter=target,
+            dead_letter_expired=config.expired == "dead-letter",
+            channel=headers.get("channel", found.channel),
+        )
 
     def subscribe(self, subscription) -> None:
         """
@@ -152,15 +224,15 @@ class VirtualHost:
             released.addCallback(lambda _: self.delete_queue(source.key))
         return released
 
-    def settle(self, subscription, messages: list, requeue: bool) -> Deferred:
+    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred:
         """
-        An ACK (C{requeue} false) or NACK (true) of C{messages}, already taken
-        off C{subscription}'s unacknowledged list.
+        An ACK or NACK of C{deliveries}, already taken off C{subscription}'s
+        unacknowledged list; see L{Queue.settle}.
         """
         source = subscription.source
         if source is None:
             return succeed(None)
-        return source.settle(subscription, messages, requeue)
+        return source.settle(subscription, deliveries, action, visible_at)
 
     def wake(self, subscription) -> None:
         """
@@ -169,6 +241,15 @@ class VirtualHost:
         source = subscription.source
         if source is not None:
             source.wake()
+
+    def work_arrived(self, key: str) -> None:
+        """
+        The store made messages of queue C{key} deliverable (a dead letter
+        moved in): dispatch them if the queue has consumers here.
+        """
+        queue = self.queues.get(key)
+        if queue is not None:
+            queue.wake()
 
     def delete_queue(self, key: str) -> Deferred:
         """

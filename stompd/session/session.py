@@ -15,8 +15,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stompd import __version__
-from stompd.broker.destination import TEMP_QUEUE_PREFIX, reply_destination
-from stompd.broker.subscription import ACK_MODES, AUTO, Subscription
+from stompd.broker.headers import number_header
+from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, reply_destination
+from stompd.broker.queue import ACK, REJECT, RELEASE
+from stompd.broker.subscription import ACK_MODES, AUTO, CLIENT_INDIVIDUAL, Subscription
 from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
 from stompd.errors import DestinationError, FrameError, ProtocolError, StompError
 from stompd.interfaces import IDeliveryTarget
@@ -48,6 +50,24 @@ def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | Non
     return int(raw) or None
 
 
+def _nack_outcome(frame: Frame, clock) -> tuple[str, float | None]:
+    """
+    What a NACK asks for: C{requeue:false} (RabbitMQ) dead-letters the
+    message; C{visibility:SECONDS} makes it visible again after that long
+    rather than at once.
+
+    @raise ProtocolError: for a malformed header.
+    """
+    headers = frame.headers
+    requeue = headers.get("requeue", "true")
+    if requeue not in ("true", "false"):
+        raise ProtocolError("invalid requeue header", f"requeue must be true or false, not {requeue!r}.")
+    if requeue == "false":
+        return REJECT, None
+    seconds = number_header(headers, "visibility", "seconds", decimal=True)
+    return RELEASE, (clock.seconds() + seconds if seconds else None)
+
+
 @implementer(IDeliveryTarget)
 class StompSession:
     """
@@ -58,15 +78,22 @@ class StompSession:
     @ivar writable: the client is keeping up; the broker sends queue
         messages only while this is true.
     @ivar subscriptions: subscription id -> L{Subscription}.
+    @ivar heart_beat_grace: a client silent for its heart-beat interval
+        times this is disconnected; its transport's setting.
+    @ivar oci_compat: behave as OCI Queue's STOMP interface: credentials
+        required, C{client-individual} acknowledgement only, no
+        transactions, queue ids as destinations.
     """
 
     log = Logger()
 
-    def __init__(self, broker, transport) -> None:
+    def __init__(self, broker, transport, heart_beat_grace: float | None = None, oci_compat: bool = False) -> None:
         self.broker = broker
         self.transport = transport
         self.config = broker.config
         self.clock = broker.clock
+        self.heart_beat_grace = broker.config.heart_beat.grace if heart_beat_grace is None else heart_beat_grace
+        self.oci_compat = oci_compat
         self.session_id = broker.new_session_id()
         self.version: str | None = None
         self.user: str | None = None
@@ -196,8 +223,16 @@ class StompSession:
         head = subscription.frame_prefix
         if subscription.acks and version == "1.2":
             head += message.ack_line()
-        if message.delivery_count > 1:
-            head += b"redelivered:true\ndelivery-count:%d\n" % message.delivery_count
+        count = message.delivery_count
+        if count:
+            # A queue delivery (topic messages are never counted).
+            if count > 1:
+                head += b"redelivered:true\n"
+            head += b"delivery-count:%d\n" % count
+            if message.expires_at is not None:
+                head += b"expire-after:%d\n" % (message.expires_at * 1000)
+            if message.visible_at is not None:
+                head += b"visible-after:%d\n" % (message.visible_at * 1000)
         data = head + message.encoded_tail(version)
         self._write(data)
         if self._heart_beats is not None:
@@ -264,6 +299,10 @@ class StompSession:
     def _close(self) -> None:
         self._closing = True
         self.writable = False
+        # What the client held goes to others now, not once the connection
+        # is finally gone: a client that stopped reading (or died) may hold
+        # it for close-timeout more.
+        self._unsubscribe_all()
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()
@@ -307,13 +346,17 @@ class StompSession:
         if self._heart_beats is not None:
             self._heart_beats.stop()
         self._transactions.clear()
+        self._unsubscribe_all()
+        if self.vhost is not None:
+            self._log_errors(self.vhost.end_session(self.session_id), "end session")
+        self._unregister()
+        self.broker.detach(self)
+
+    def _unsubscribe_all(self) -> None:
         if self.vhost is not None:
             for subscription in self.subscriptions.values():
                 self._log_errors(self.vhost.unsubscribe(subscription), "unsubscribe")
-            self._log_errors(self.vhost.end_session(self.session_id), "end session")
         self.subscriptions.clear()
-        self._unregister()
-        self.broker.detach(self)
 
     def _log_errors(self, d: Deferred, what: str) -> None:
         d.addErrback(lambda f: self.log.failure("{what} for {session} failed", f, what=what, session=self.session_id))
@@ -335,6 +378,8 @@ class StompSession:
             )
         version = common[-1]
         beats = negotiate(headers.get("heart-beat") if accepted else None, self.config.heart_beat)
+        if self.oci_compat and not (headers.get("login") and headers.get("passcode")):
+            raise ProtocolError("login required", "This listener needs login and passcode (an auth token).")
         self.vhost = self.broker.virtual_host(headers.get("host"))
         authenticating = self.broker.authenticate(headers.get("login"), headers.get("passcode"), self.vhost.name)
         return authenticating.addCallback(self._connected, version, beats)
@@ -366,7 +411,7 @@ class StompSession:
             self._heart_beats = HeartBeats(
                 self.clock,
                 send_every / 1000.0,
-                expect_every * self.config.heart_beat.grace / 1000.0,
+                expect_every * self.heart_beat_grace / 1000.0,
                 beat=lambda: self._write(b"\n"),
                 timed_out=self._heart_beat_timed_out,
             )
@@ -381,7 +426,7 @@ class StompSession:
         _required(frame, "destination")
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
-            self.vhost.check_publish(self.session_id, frame.headers)
+            self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
         return self._publish(frame)
@@ -394,7 +439,7 @@ class StompSession:
             self._open_reply_queue(reply_to)
             headers = dict(headers)
             headers["reply-to"] = reply_destination(self.session_id, name)
-        return self.vhost.publish(self.session_id, headers, frame.body)
+        return self.vhost.publish(self.session_id, headers, frame.body, self.oci_compat)
 
     def _open_reply_queue(self, destination: str) -> None:
         """
@@ -414,27 +459,34 @@ class StompSession:
             if self.version != "1.0":
                 raise ProtocolError("missing id header", "A SUBSCRIBE frame must have an 'id' header.")
             subscription_id = destination
-        ack_mode = headers.get("ack", AUTO)
+        ack_mode = headers.get("ack", CLIENT_INDIVIDUAL if self.oci_compat else AUTO)
         if ack_mode not in ACK_MODES:
             raise ProtocolError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}, not {ack_mode!r}.")
+        if self.oci_compat and ack_mode != CLIENT_INDIVIDUAL:
+            raise ProtocolError("invalid ack mode", f"This listener supports only ack:client-individual, not {ack_mode!r}.")
         prefetch = _prefetch(headers, ack_mode, self.config.queues.default_prefetch)
-        self._subscribe(subscription_id, destination, ack_mode, prefetch)
+        self._subscribe(subscription_id, destination, ack_mode, prefetch, headers)
 
-    def _subscribe(self, subscription_id: str, destination: str, ack_mode: str, prefetch: int | None) -> None:
+    def _subscribe(
+        self, subscription_id: str, destination: str, ack_mode: str, prefetch: int | None, headers: dict | None = None
+    ) -> None:
         if subscription_id in self.subscriptions:
             raise ProtocolError("duplicate subscription id", f"Subscription {subscription_id!r} already exists.")
         if len(self.subscriptions) >= self.config.max_subscriptions:
             raise ProtocolError(
                 "too many subscriptions", f"A connection may hold {self.config.max_subscriptions} subscriptions."
             )
-        route = self.vhost.route(destination, self.session_id)
+        route = self.vhost.route(destination, self.session_id, self.oci_compat)
         if route.owner is not None and route.owner != self.session_id:
             # A /reply-queue/ name is for sending replies; reading it would
             # steal another connection's replies.
             raise DestinationError(
                 "access refused", f"{destination!r} is another connection's temporary queue: only SEND to it."
             )
-        subscription = Subscription(self, subscription_id, destination, route, ack_mode, prefetch)
+        policy = self.vhost.delivery_policy(route, headers or {}) if route.kind == QUEUE else None
+        subscription = Subscription(
+            self, subscription_id, destination, route, ack_mode, prefetch, self.version == "1.2", policy
+        )
         subscription.frame_prefix = (
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
         )
@@ -453,10 +505,10 @@ class StompSession:
         return self.vhost.unsubscribe(subscription)
 
     def on_ACK(self, frame: Frame):
-        return self._acknowledge(frame, requeue=False)
+        return self._acknowledge(frame)
 
     def on_NACK(self, frame: Frame):
-        return self._acknowledge(frame, requeue=True)
+        return self._acknowledge(frame)
 
     @property
     def _ack_header(self) -> str:
@@ -465,33 +517,53 @@ class StompSession:
         """
         return "id" if self.version == "1.2" else "message-id"
 
-    def _acknowledge(self, frame: Frame, requeue: bool):
+    def _acknowledge(self, frame: Frame):
         ack_id = _required(frame, self._ack_header)
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
             self._holder(frame, ack_id)
+            if frame.command == "NACK":
+                _nack_outcome(frame, self.clock)
         if self._in_transaction(frame):
             return None
-        return self._settle(frame, ack_id, requeue)
+        return self._settle(frame, ack_id)
 
-    def _settle(self, frame: Frame, ack_id: str, requeue: bool) -> Deferred:
+    def _settle(self, frame: Frame, ack_id: str) -> Deferred | None:
         subscription = self._holder(frame, ack_id)
-        return self.vhost.settle(subscription, subscription.settle(ack_id), requeue)
+        if subscription is None:
+            return None
+        if frame.command == "ACK":
+            action, visible_at = ACK, None
+        else:
+            action, visible_at = _nack_outcome(frame, self.clock)
+        return self.vhost.settle(subscription, subscription.settle(ack_id), action, visible_at)
 
-    def _holder(self, frame: Frame, ack_id: str) -> Subscription:
+    def _holder(self, frame: Frame, ack_id: str) -> Subscription | None:
         """
-        The subscription holding C{ack_id} unacknowledged.
+        The subscription holding C{ack_id} unacknowledged, or C{None} for a
+        late ACK or NACK: of a delivery whose visibility timeout ran out,
+        which changes nothing and is not an error.
 
-        @raise ProtocolError: none of this connection's subscriptions does.
+        @raise ProtocolError: none of this connection's subscriptions has
+            or had it.
         """
         named = frame.headers.get("subscription")
         if named is not None and named in self.subscriptions:
             candidates = [self.subscriptions[named]]
         else:
-            candidates = self.subscriptions.values()
+            candidates = list(self.subscriptions.values())
         for subscription in candidates:
             if ack_id in subscription.unacked:
                 return subscription
+        for subscription in candidates:
+            if ack_id in subscription.lapsed:
+                self.log.debug(
+                    "Late {command} of {ack_id} from {session}: its visibility timeout ran out",
+                    command=frame.command,
+                    ack_id=ack_id,
+                    session=self.session_id,
+                )
+                return None
         raise ProtocolError(
             "unknown message", f"{frame.command} of {ack_id!r}, which is not a message waiting for acknowledgement."
         )
@@ -503,6 +575,7 @@ class StompSession:
         name = frame.headers.get("transaction")
         if name is None:
             return False
+        self._refuse_transactions_if_oci(frame)
         frames = self._transaction(name)
         if len(frames) >= self.config.queues.max_transaction_frames:
             raise ProtocolError(
@@ -522,7 +595,12 @@ class StompSession:
             raise ProtocolError("unknown transaction", f"Transaction {name!r} was not begun or is already over.")
         return frames
 
+    def _refuse_transactions_if_oci(self, frame: Frame) -> None:
+        if self.oci_compat:
+            raise ProtocolError("transactions not supported", f"This listener does not support transactions ({frame.command}).")
+
     def on_BEGIN(self, frame: Frame) -> None:
+        self._refuse_transactions_if_oci(frame)
         name = _required(frame, "transaction")
         if name in self._transactions:
             raise ProtocolError("transaction already begun", f"Transaction {name!r} is already open.")
@@ -531,6 +609,7 @@ class StompSession:
         self._transactions[name] = []
 
     def on_COMMIT(self, frame: Frame) -> Deferred:
+        self._refuse_transactions_if_oci(frame)
         frames = self._end_transaction(frame)
         return Deferred.fromCoroutine(self._commit(frames))
 
@@ -540,7 +619,7 @@ class StompSession:
             if frame.command == "SEND":
                 await self._publish(frame)
             else:
-                await self._settle(frame, frame.headers[self._ack_header], requeue=frame.command == "NACK")
+                await self._settle(frame, frame.headers[self._ack_header])
 
     def _check_settlements(self, frames: list[Frame]) -> None:
         """
@@ -556,6 +635,8 @@ class StompSession:
                 continue
             ack_id = frame.headers[self._ack_header]
             subscription = self._holder(frame, ack_id)
+            if subscription is None:
+                continue
             if ack_id in claimed:
                 raise ProtocolError(
                     "unknown message", f"{frame.command} of {ack_id!r}, which this transaction already settles."
@@ -563,6 +644,7 @@ class StompSession:
             claimed.update(subscription.covered(ack_id))
 
     def on_ABORT(self, frame: Frame) -> None:
+        self._refuse_transactions_if_oci(frame)
         self._end_transaction(frame)
 
     def _end_transaction(self, frame: Frame) -> list[Frame]:

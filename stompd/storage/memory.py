@@ -12,24 +12,119 @@ from collections import deque
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
+from stompd.broker.message import dead_letter_of
+from stompd.broker.policy import EXPIRED, MAX_DELIVERIES
 from stompd.interfaces import IMessageStore
+
+
+class _Ready:
+    """
+    The messages of one queue that may be delivered now: by priority, then
+    by channel, each channel in order. Most queues use one priority and no
+    channel, which is one deque.
+
+    Every entry is C{(sequence, message)}; messages of several channels
+    (or a filter matching several) are taken oldest sequence first.
+    """
+
+    __slots__ = ("_levels", "count")
+
+    def __init__(self) -> None:
+        # priority -> channel -> deque of (sequence, message)
+        self._levels: dict[int, dict] = {}
+        self.count = 0
+
+    def _lane(self, message) -> deque:
+        level = self._levels.get(message.priority)
+        if level is None:
+            level = self._levels[message.priority] = {}
+        lane = level.get(message.channel)
+        if lane is None:
+            lane = level[message.channel] = deque()
+        return lane
+
+    def append(self, sequence: int, message) -> None:
+        self._lane(message).append((sequence, message))
+        self.count += 1
+
+    def push_front(self, entries: list) -> None:
+        """
+        Put C{entries} back at the head of their lanes, in their order.
+        """
+        for entry in reversed(entries):
+            self._lane(entry[1]).appendleft(entry)
+        self.count += len(entries)
+
+    def take(self, policy, limit: int) -> list:
+        """
+        Remove and return up to C{limit} entries that C{policy} reads,
+        highest priority first, oldest first within a priority.
+        """
+        levels = self._levels
+        taken = []
+        for priority in sorted(levels, reverse=True) if len(levels) > 1 else tuple(levels):
+            level = levels[priority]
+            while len(taken) < limit and level:
+                if policy.channel is None and len(level) == 1:
+                    # The common case: the whole level is one lane.
+                    [(channel, lane)] = level.items()
+                    while lane and len(taken) < limit:
+                        taken.append(lane.popleft())
+                else:
+                    heads = [(lane[0][0], channel) for channel, lane in level.items() if policy.reads(channel)]
+                    if not heads:
+                        break
+                    channel = min(heads)[1] if len(heads) > 1 else heads[0][1]
+                    lane = level[channel]
+                    taken.append(lane.popleft())
+                if not lane:
+                    del level[channel]
+            if not level:
+                del levels[priority]
+            if len(taken) >= limit:
+                break
+        self.count -= len(taken)
+        return taken
+
+
+class _InFlight:
+    """
+    A delivered message awaiting its consumer's verdict.
+
+    @ivar count: its delivery count when delivered: what names this
+        delivery, so that a late answer to an older one changes nothing.
+    @ivar previous_last: its C{last_delivered_at} before this delivery, for
+        L{MemoryStore.unreserve}.
+    """
+
+    __slots__ = ("sequence", "message", "count", "lease_until", "policy", "previous_last")
+
+    def __init__(self, sequence, message, lease_until, policy, previous_last) -> None:
+        self.sequence = sequence
+        self.message = message
+        self.count = message.delivery_count
+        self.lease_until = lease_until
+        self.policy = policy
+        self.previous_last = previous_last
 
 
 class _StoredQueue:
     """
-    One queue: messages ready for delivery, in flight, and waiting to become
-    visible again.
+    One queue: messages ready for delivery, in flight, and not visible yet.
     """
 
-    __slots__ = ("ready", "in_flight", "deadlines")
+    __slots__ = ("ready", "in_flight", "leases", "delayed")
 
     def __init__(self) -> None:
-        self.ready = deque()
-        # message id -> (message, lease_until or None)
-        self.in_flight = {}
-        # (time, tiebreak, message id, message or None): leases that run out
-        # (message None: look it up in in_flight) and delayed releases.
-        self.deadlines = []
+        self.ready = _Ready()
+        # message id -> _InFlight
+        self.in_flight: dict[str, _InFlight] = {}
+        # lease length -> deque of (lease_until, message id, count): one
+        # deque per length stays in deadline order without a heap.
+        self.leases: dict[float, deque] = {}
+        # heap of (visible_at, sequence, at_head, message): delayed
+        # messages and delayed releases.
+        self.delayed: list = []
 
 
 @implementer(IMessageStore)
@@ -40,7 +135,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._queues: dict[str, _StoredQueue] = {}
-        self._tiebreak = itertools.count()
+        self._sequence = itertools.count()
+        self._watchers: list = []
 
     def start(self):
         return succeed(None)
@@ -48,100 +144,201 @@ class MemoryStore:
     def stop(self):
         return succeed(None)
 
+    def watch(self, callback) -> None:
+        self._watchers.append(callback)
+
     def _queue(self, name: str) -> _StoredQueue:
         stored = self._queues.get(name)
         if stored is None:
             stored = self._queues[name] = _StoredQueue()
         return stored
 
+    def _add(self, stored: _StoredQueue, message) -> None:
+        if message.visible_at is not None:
+            heapq.heappush(stored.delayed, (message.visible_at, next(self._sequence), False, message))
+        else:
+            stored.ready.append(next(self._sequence), message)
+
     def enqueue(self, queue, message):
         stored = self._queue(queue)
-        stored.ready.append(message)
-        return succeed(len(stored.ready))
+        self._add(stored, message)
+        return succeed(stored.ready.count + len(stored.delayed))
 
-    def _make_visible(self, stored: _StoredQueue, now: float) -> None:
+    def _advance(self, stored: _StoredQueue, now: float, moved: set) -> None:
         """
-        Move messages whose lease ran out or whose delay is over back to the
-        head of the queue, oldest deadline first.
+        Apply what time did: leases that ran out come back (or die), and
+        delayed messages become ready.
         """
-        deadlines = stored.deadlines
-        due = []
-        while deadlines and deadlines[0][0] <= now:
-            when, _, message_id, message = heapq.heappop(deadlines)
-            if message is None:
-                entry = stored.in_flight.get(message_id)
-                # Acked, released, or leased again since: a stale deadline.
-                if entry is None or entry[1] != when:
-                    continue
-                del stored.in_flight[message_id]
-                message = entry[0]
-            due.append(message)
-        stored.ready.extendleft(reversed(due))
+        lapsed = []
+        for lane in stored.leases.values():
+            while lane and lane[0][0] <= now:
+                entry = self._current(stored, *lane.popleft())
+                if entry is not None:
+                    del stored.in_flight[entry.message.id]
+                    lapsed.append(entry)
+        # Oldest first at the head of the queue.
+        lapsed.sort(key=lambda entry: entry.sequence)
+        for entry in reversed(lapsed):
+            self._come_back(stored, entry, None, moved)
+        delayed = stored.delayed
+        if delayed and delayed[0][0] <= now:
+            front = []
+            while delayed and delayed[0][0] <= now:
+                _, sequence, at_head, message = heapq.heappop(delayed)
+                if at_head:
+                    front.append((sequence, message))
+                else:
+                    stored.ready.append(sequence, message)
+            stored.ready.push_front(front)
 
-    def reserve(self, queue, limit, now, lease_until):
+    @staticmethod
+    def _current(stored: _StoredQueue, lease_until: float, message_id: str, count: int) -> _InFlight | None:
+        """
+        The delivery a lease entry stands for, if it is still in flight
+        under that lease; C{None} for one settled or delivered again since.
+        """
+        entry = stored.in_flight.get(message_id)
+        if entry is not None and entry.count == count and entry.lease_until == lease_until:
+            return entry
+        return None
+
+    def _come_back(self, stored: _StoredQueue, entry: _InFlight, visible_at, moved: set) -> None:
+        """
+        A delivery ended without an ACK: the message is ready again (at the
+        head, or once C{visible_at} comes), unless it has been delivered as
+        often as its policy allows.
+        """
+        message = entry.message
+        policy = entry.policy
+        if policy.max_deliveries and message.delivery_count >= policy.max_deliveries:
+            self._bury(message, policy, MAX_DELIVERIES, moved)
+        elif visible_at is None:
+            stored.ready.push_front([(entry.sequence, message)])
+        else:
+            heapq.heappush(stored.delayed, (visible_at, entry.sequence, True, message))
+
+    def _bury(self, message, policy, reason: str, moved: set) -> None:
+        """
+        Move C{message} to its policy's dead-letter queue, or drop it if
+        there is none. It is already out of its own queue.
+        """
+        target = policy.dead_letter
+        if target is None:
+            return
+        self._add(self._queue(target.key), dead_letter_of(message, target.destination, reason))
+        moved.add(target.key)
+
+    def _announce(self, moved: set) -> None:
+        for key in moved:
+            for callback in self._watchers:
+                callback(key)
+
+    def reserve(self, queue, limit, now, policy):
         stored = self._queues.get(queue)
         if stored is None:
             return succeed([])
-        if stored.deadlines:
-            self._make_visible(stored, now)
+        moved = set()
+        self._advance(stored, now, moved)
         ready = stored.ready
         in_flight = stored.in_flight
+        lease_until = None if policy.lease is None else now + policy.lease
+        max_deliveries = policy.max_deliveries
         taken = []
-        while ready and len(taken) < limit:
-            message = ready.popleft()
-            if message.expires_at is not None and message.expires_at <= now:
-                continue
-            message.delivery_count += 1
-            in_flight[message.id] = (message, lease_until)
-            if lease_until is not None:
-                heapq.heappush(stored.deadlines, (lease_until, next(self._tiebreak), message.id, None))
-            taken.append(message)
+        while ready.count and len(taken) < limit:
+            entries = ready.take(policy, limit - len(taken))
+            if not entries:
+                break
+            for sequence, message in entries:
+                if message.expires_at is not None and message.expires_at <= now:
+                    if policy.dead_letter_expired:
+                        self._bury(message, policy, EXPIRED, moved)
+                    continue
+                if max_deliveries and message.delivery_count >= max_deliveries:
+                    self._bury(message, policy, MAX_DELIVERIES, moved)
+                    continue
+                previous_last = message.last_delivered_at
+                message.delivery_count += 1
+                message.last_delivered_at = now
+                if message.first_delivered_at is None:
+                    message.first_delivered_at = now
+                in_flight[message.id] = _InFlight(sequence, message, lease_until, policy, previous_last)
+                taken.append(message)
+        if lease_until is not None and taken:
+            lane = stored.leases.get(policy.lease)
+            if lane is None:
+                lane = stored.leases[policy.lease] = deque()
+            lane.extend((lease_until, message.id, message.delivery_count) for message in taken)
+        self._announce(moved)
         return succeed(taken)
 
-    def ack(self, queue, message_ids):
-        stored = self._queues.get(queue)
-        removed = 0
-        if stored is not None:
-            for message_id in message_ids:
-                if stored.in_flight.pop(message_id, None) is not None:
-                    removed += 1
-        return succeed(removed)
-
-    def release(self, queue, message_ids, visible_at):
+    def _settle(self, queue, deliveries) -> tuple[_StoredQueue | None, list[_InFlight]]:
+        """
+        Take the current deliveries among C{deliveries} out of flight.
+        """
         stored = self._queues.get(queue)
         if stored is None:
-            return succeed(0)
-        released = []
-        for message_id in message_ids:
-            entry = stored.in_flight.pop(message_id, None)
-            if entry is not None:
-                released.append(entry[0])
-        if visible_at is None:
-            stored.ready.extendleft(reversed(released))
-        else:
-            for message in released:
-                heapq.heappush(stored.deadlines, (visible_at, next(self._tiebreak), message.id, message))
-        return succeed(len(released))
+            return None, []
+        in_flight = stored.in_flight
+        settled = []
+        for message_id, count in deliveries:
+            entry = in_flight.get(message_id)
+            if entry is not None and entry.count == count:
+                del in_flight[message_id]
+                settled.append(entry)
+        return stored, settled
+
+    def ack(self, queue, deliveries):
+        return succeed(len(self._settle(queue, deliveries)[1]))
+
+    def release(self, queue, deliveries, visible_at):
+        stored, settled = self._settle(queue, deliveries)
+        moved = set()
+        for entry in reversed(settled):
+            self._come_back(stored, entry, visible_at, moved)
+        self._announce(moved)
+        return succeed(len(settled))
+
+    def unreserve(self, queue, deliveries):
+        stored, settled = self._settle(queue, deliveries)
+        front = []
+        for entry in settled:
+            message = entry.message
+            message.delivery_count -= 1
+            message.last_delivered_at = entry.previous_last
+            if not message.delivery_count:
+                message.first_delivered_at = None
+            front.append((entry.sequence, message))
+        if front:
+            stored.ready.push_front(front)
+        return succeed(len(settled))
+
+    def dead_letter(self, queue, deliveries, reason):
+        _, settled = self._settle(queue, deliveries)
+        moved = set()
+        for entry in settled:
+            self._bury(entry.message, entry.policy, reason, moved)
+        self._announce(moved)
+        return succeed(len(settled))
 
     def next_visible_at(self, queue):
         stored = self._queues.get(queue)
         if stored is None:
             return succeed(None)
-        deadlines = stored.deadlines
-        # Drop stale lease entries so the answer is a real deadline.
-        while deadlines:
-            when, _, message_id, message = deadlines[0]
-            if message is not None:
-                return succeed(when)
-            entry = stored.in_flight.get(message_id)
-            if entry is not None and entry[1] == when:
-                return succeed(when)
-            heapq.heappop(deadlines)
-        return succeed(None)
+        times = []
+        for lane in stored.leases.values():
+            # Drop settled deliveries so the answer is a real deadline.
+            while lane:
+                if self._current(stored, *lane[0]) is not None:
+                    times.append(lane[0][0])
+                    break
+                lane.popleft()
+        if stored.delayed:
+            times.append(stored.delayed[0][0])
+        return succeed(min(times) if times else None)
 
     def depth(self, queue):
         stored = self._queues.get(queue)
-        return succeed(0 if stored is None else len(stored.ready))
+        return succeed(0 if stored is None else stored.ready.count + len(stored.delayed))
 
     def delete(self, queue):
         self._queues.pop(queue, None)

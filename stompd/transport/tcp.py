@@ -21,7 +21,8 @@ class StompProtocol(Protocol):
         # algorithm meets the peer's delayed ACK and a frame can wait 40 ms.
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
-        self.session = StompSession(self.factory.broker, self.transport)
+        factory = self.factory
+        self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
 
     def dataReceived(self, data: bytes) -> None:
         self.session.data_received(data)
@@ -34,10 +35,13 @@ class StompProtocol(Protocol):
 class StompFactory(Factory):
     """
     Makes a L{StompProtocol} per connection, all on one broker.
+
+    @ivar oci_compat: its sessions behave as OCI Queue's STOMP interface.
     """
 
     protocol = StompProtocol
     noisy = False
 
-    def __init__(self, broker) -> None:
+    def __init__(self, broker, oci_compat: bool = False) -> None:
         self.broker = broker
+        self.oci_compat = oci_compat

@@ -34,7 +34,7 @@ def make_site(broker, config) -> Site:
 
     @param config: a L{stompd.config.WebSocketConfig}.
     """
-    factory = StompWebSocketFactory(broker, config.allowed_origins)
+    factory = StompWebSocketFactory(broker, config.allowed_origins, config.heart_beat_grace)
     if config.page:
         root = File(str(STATIC))
     else:

@@ -154,7 +154,8 @@ class StompWebSocketProtocol(WebSocketServerProtocol):
         return choose_subprotocol(request.protocols)
 
     def onOpen(self) -> None:
-        self.session = StompSession(self.factory.broker, WebSocketPipe(self))
+        factory = self.factory
+        self.session = StompSession(factory.broker, WebSocketPipe(self), heart_beat_grace=factory.heart_beat_grace)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.session.data_received(payload)
@@ -173,9 +174,10 @@ class StompWebSocketFactory(WebSocketServerFactory):
 
     protocol = StompWebSocketProtocol
 
-    def __init__(self, broker, allowed_origins: tuple[str, ...] = ("*",)) -> None:
+    def __init__(self, broker, allowed_origins: tuple[str, ...] = ("*",), heart_beat_grace: float = 7.0) -> None:
         super().__init__(protocols=list(SUBPROTOCOLS))
         self.broker = broker
+        self.heart_beat_grace = heart_beat_grace
         self.origin_allowed = origin_matcher(allowed_origins)
         limits = broker.config.limits
         self.setProtocolOptions(
