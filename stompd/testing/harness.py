@@ -33,11 +33,17 @@ class FakeClient:
         C{producerState} shows whether the session paused reading.
     """
 
-    def __init__(self, broker: BrokerService, version: str = "1.2") -> None:
+    def __init__(self, broker: BrokerService, version: str = "1.2", transport=None, **session_options) -> None:
+        """
+        @param transport: the session's transport, a C{StringTransport} (or
+            a subclass) made here if not given.
+        @param session_options: passed on to L{StompSession}
+            (C{heart_beat_grace}, C{oci_compat}).
+        """
         self.broker = broker
         self.version = version
-        self.transport = StringTransport()
-        self.session = StompSession(broker, self.transport)
+        self.transport = transport or StringTransport()
+        self.session = StompSession(broker, self.transport, **session_options)
         self._parser = FrameParser(broker.config.limits)
         self._parser.version = version
 
