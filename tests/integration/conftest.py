@@ -511,7 +511,7 @@ def raw_ws(broker):
         client.close()
 
 
-@pytest.fixture(name="free_port")
+@pytest.fixture(name="free_port", scope="session")
 def free_port_fixture():
     """
     L{free_port}, for test modules: a loopback port nothing listens on.
