@@ -408,7 +408,9 @@ def producer_worker(name, wctx, opts):
         batch = opts["batch"]
         prefix = ("SEND\ndestination:%s\ncontent-length:%d\n"
                   % (opts["destination"], BODY_SIZE)).encode()
-        plain_prefix = prefix + b"\n"
+        # queue-priority: priorities 0-9 in turn, so that the broker reorders.
+        prefixes = [prefix + b"priority:%d\n" % p for p in range(10)] if opts.get("priorities") else [prefix]
+        plain_prefixes = [p + b"\n" for p in prefixes]
         outstanding = collections.deque()
         deadline = _wait_start(name, wctx, opts)
         sock = conn.sock
@@ -421,12 +423,13 @@ def producer_worker(name, wctx, opts):
             parts = []
             for s in range(seq, stop):
                 body = BODY_HEAD % (producer_id, s, sent_ns) + BODY_PAD
+                which = s % len(prefixes)
                 if (s + 1) % receipt_every == 0 or s == count - 1:
                     rid = b"%d" % s
                     outstanding.append(rid)
-                    parts.append(prefix + b"receipt:" + rid + b"\n\n" + body + b"\x00")
+                    parts.append(prefixes[which] + b"receipt:" + rid + b"\n\n" + body + b"\x00")
                 else:
-                    parts.append(plain_prefix + body + b"\x00")
+                    parts.append(plain_prefixes[which] + body + b"\x00")
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             sock.sendall(b"".join(parts))
             seq = stop
@@ -556,6 +559,7 @@ def consumer_worker(name, wctx, opts):
         if ack_mode != "auto":
             extra = [("prefetch-count", opts["prefetch"]),
                      ("activemq.prefetchSize", opts["prefetch"])]
+        extra += opts.get("subscribe_headers", [])
         conn.subscribe("0", opts["destination"], ack_mode, extra,
                        time.monotonic() + opts["connect_timeout"])
         deadline = _wait_start(name, wctx, opts)
@@ -877,16 +881,29 @@ def scenario_wsfanout(args, run_id):
     return scenario_fanout(args, run_id, websocket=True)
 
 
-def scenario_queue(args, run_id):
+# Variants of the queue scenario: the same load with a work-queue feature
+# in use, to compare against the plain queue in one run.
+QUEUE_VARIANTS = {
+    # Every consumer subscribes with a visibility timeout long enough never
+    # to run out: what the leases themselves cost.
+    "queue-visibility": {"subscribe_headers": [("visibility", "60")]},
+    # Producers send priorities 0-9 in turn.
+    "queue-priority": {"priorities": True},
+}
+
+
+def scenario_queue(args, run_id, variant="queue"):
     """``producers`` -> one queue -> ``consumers``; every message consumed exactly once."""
     total = args.messages or args.queue_messages
     counts = split_counts(total, args.producers)
+    options = QUEUE_VARIANTS.get(variant, {})
     # A fresh name per run: the queue cannot hold leftovers of an earlier run.
-    destination = "/queue/bench.queue.%s" % run_id
+    destination = "/queue/bench.%s.%s" % (variant, run_id)
     base = base_opts(args)
     consumers = [
         ("cons%d" % i, consumer_worker, dict(
             base, consumer_index=i, destination=destination, ack="client-individual",
+            subscribe_headers=options.get("subscribe_headers", []),
             prefetch=args.prefetch, per_producer=counts, expected=total,
             shared_progress=True, measure_latency=False, return_bitmaps=True,
             # With a small prefetch the broker stops sending until our ACKs
@@ -896,7 +913,8 @@ def scenario_queue(args, run_id):
     ]
     producers = [
         ("prod%d" % i, producer_worker, dict(
-            base, producer_id=i, destination=destination, count=counts[i]))
+            base, producer_id=i, destination=destination, count=counts[i],
+            priorities=options.get("priorities", False)))
         for i in range(args.producers)
     ]
     cons, prods, wall = run_workers(args, consumers, producers)
@@ -921,7 +939,7 @@ def scenario_queue(args, run_id):
     publish_elapsed = max(max(p["end_ns"] for p in prods) - start, 1) / NS
     consumed = total - lost
     return {
-        "scenario": "queue", "destination": destination,
+        "scenario": variant, "destination": destination,
         "producers": args.producers, "consumers": args.consumers,
         "prefetch": args.prefetch, "body_bytes": BODY_SIZE,
         "published": sum(p["sent"] for p in prods), "consumed": consumed,
@@ -970,7 +988,10 @@ def scenario_latency(args, run_id):
 
 
 SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
-             "queue": scenario_queue, "latency": scenario_latency}
+             "queue": scenario_queue,
+             "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
+             "queue-priority": lambda args, run_id: scenario_queue(args, run_id, "queue-priority"),
+             "latency": scenario_latency}
 
 
 # -- reporting -------------------------------------------------------------
@@ -999,8 +1020,8 @@ def describe(result):
         lines.append("  delivered  {:>10,} msgs in {:7.2f} s = {} in total, slowest subscriber {}".format(
             result["delivered"], result["elapsed_s"], fmt_rate(result["delivery_rate"]),
             fmt_rate(result["slowest_subscriber_rate"])))
-    elif s == "queue":
-        lines.append("queue: %d producers -> %d consumers on %s, client-individual, prefetch %d" % (
+    elif s == "queue" or s in QUEUE_VARIANTS:
+        lines.append(s + ": %d producers -> %d consumers on %s, client-individual, prefetch %d" % (
             result["producers"], result["consumers"], result["destination"], result["prefetch"]))
         lines.append("  published  {:>10,} msgs in {:7.2f} s = {} (until last receipt)".format(
             result["published"], result["publish_elapsed_s"], fmt_rate(result["publish_rate"])))
