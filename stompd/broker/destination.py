@@ -103,8 +103,6 @@ def channel_queue_matcher(patterns: tuple[str, ...]):
     C{None} otherwise, so that other queue names with slashes keep working.
     The shortest matching C{NAME} wins.
     """
-    if not patterns:
-        return lambda destination: None
     compiled = re.compile(
         "|".join("".join("[^/]*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", p)) for p in patterns)
     )

@@ -12,6 +12,12 @@ from stompd.codec import escape_header
 DEFAULT_PRIORITY = 4
 MAX_PRIORITY = 9
 
+# The delivery-count (and redelivered) lines of MESSAGE frames for the
+# common counts (0: a topic message, which has none), encoded once.
+_COUNT_LINES = [b""] + [
+    (b"redelivered:true\n" if count > 1 else b"") + b"delivery-count:%d\n" % count for count in range(1, 16)
+]
+
 # Headers that belong to one frame or one delivery, never to the message.
 FRAME_ONLY_HEADERS = frozenset(
     {
@@ -120,7 +126,7 @@ class Message:
         self.channel = channel
         self.first_delivered_at = first_delivered_at
         self.last_delivered_at = last_delivered_at
-        # protocol version -> encoded tail; delivery count -> ack line
+        # protocol version -> encoded tail; "ack" -> a topic message's ack line
         self._encoded: dict = {}
 
     def __repr__(self) -> str:
@@ -136,16 +142,25 @@ class Message:
         count = self.delivery_count
         return self.id if count <= 1 else f"{self.id}.{count}"
 
-    def ack_line(self) -> bytes:
+    def delivery_lines(self, ack: bool) -> bytes:
         """
-        The C{ack} header line (only STOMP 1.2 has one) of a MESSAGE for the
-        current delivery of this message; cached like L{encoded_tail}.
+        The header lines of a MESSAGE frame that belong to the current
+        delivery of this message: C{ack} (if C{ack}: STOMP 1.2, a client-ack
+        subscription), and for a queue message (one with a delivery count)
+        C{delivery-count} and, from the second delivery,
+        C{redelivered:true}.
         """
-        key = self.delivery_count
-        line = self._encoded.get(key)
-        if line is None:
-            line = self._encoded[key] = b"ack:" + escape_header(self.ack_id(), "1.2").encode("utf-8") + b"\n"
-        return line
+        count = self.delivery_count
+        lines = _COUNT_LINES[count] if count < len(_COUNT_LINES) else b"redelivered:true\ndelivery-count:%d\n" % count
+        if not ack:
+            return lines
+        if not count:
+            # A topic message, written to every subscriber: encoded once.
+            line = self._encoded.get("ack")
+            if line is None:
+                line = self._encoded["ack"] = b"ack:" + escape_header(self.id, "1.2").encode("utf-8") + b"\n"
+            return line
+        return b"ack:" + escape_header(self.ack_id(), "1.2").encode("utf-8") + b"\n" + lines
 
     def encoded_tail(self, version: str) -> bytes:
         """

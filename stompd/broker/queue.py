@@ -80,7 +80,7 @@ class Queue:
         """
         if not deliveries:
             return succeed(None)
-        tokens = [delivery.token for delivery in deliveries]
+        tokens = [(delivery.message.id, delivery.count) for delivery in deliveries]
         if action == ACK:
             settled = self._store.ack(self.key, tokens)
         elif action == RELEASE:

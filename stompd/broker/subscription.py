@@ -35,10 +35,6 @@ class Delivery:
         self.count = count
         self.lease_until = lease_until
 
-    @property
-    def token(self) -> tuple[str, int]:
-        return (self.message.id, self.count)
-
 
 class Subscription:
     """

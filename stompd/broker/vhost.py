@@ -18,6 +18,8 @@ from stompd.errors import ProtocolError
 # Headers asking for delayed delivery, in milliseconds: ours, ActiveMQ's and
 # RabbitMQ's delayed-message plugin's.
 DELAY_HEADERS = ("delay", "AMQ_SCHEDULED_DELAY", "x-delay")
+# Every SEND header that asks for more than a plain message.
+_WORK_QUEUE_HEADERS = frozenset(("priority", "channel", "expires", "expiration", "ttl", *DELAY_HEADERS))
 
 
 class VirtualHost:
@@ -29,7 +31,7 @@ class VirtualHost:
     log = Logger()
 
     def __init__(self, name: str, store, clock, message_ids, queue_config, gate) -> None:
-        self._channel_queue = channel_queue_matcher(queue_config.channel_queues)
+        self._channel_queue = channel_queue_matcher(queue_config.channel_queues) if queue_config.channel_queues else None
         self.name = name
         self.topics = TopicExchange()
         self.queues: dict[str, Queue] = {}
@@ -58,7 +60,7 @@ class VirtualHost:
         """
         found = route(destination, session_id, bare_queues)
         if found.kind == QUEUE:
-            if found.owner is None and found.channel is None:
+            if self._channel_queue is not None and found.owner is None and found.channel is None:
                 split = self._channel_queue(found.key)
                 if split is not None:
                     found.name, found.channel = split
@@ -114,37 +116,43 @@ class VirtualHost:
 
     def _message(self, headers: dict[str, str], body: bytes, found: Route) -> Message:
         """
-        The message a SEND's headers describe: its expiry, delay, priority
-        and channel.
+        The message a SEND's headers describe, with its expiry, delay,
+        priority and channel.
 
         @raise ProtocolError: for a malformed header.
         """
+        message = Message(
+            self._message_ids.next(),
+            headers["destination"],
+            {name: value for name, value in headers.items() if name not in FRAME_ONLY_HEADERS},
+            body,
+        )
+        # Most SENDs carry none of these: one test keeps them cheap.
+        if found.channel is not None or not _WORK_QUEUE_HEADERS.isdisjoint(headers):
+            self._apply_work_queue_headers(message, headers, found)
+        elif self._queue_config.default_ttl:
+            message.expires_at = self._clock.seconds() + self._queue_config.default_ttl
+        return message
+
+    def _apply_work_queue_headers(self, message: Message, headers: dict[str, str], found: Route) -> None:
         now = self._clock.seconds()
-        channel = headers.get("channel", found.channel)
-        priority = number_header(headers, "priority", "0-9")
-        if priority is None:
-            priority = 4
-        elif priority > MAX_PRIORITY:
-            raise ProtocolError("invalid priority header", f"priority must be 0-9, not {priority}.")
-        delay = None
+        if "priority" in headers:
+            priority = number_header(headers, "priority", "0-9")
+            if priority > MAX_PRIORITY:
+                raise ProtocolError("invalid priority header", f"priority must be 0-9, not {priority}.")
+            message.priority = priority
         for name in DELAY_HEADERS:
             delay = number_header(headers, name, "milliseconds")
             if delay is not None:
+                if delay:
+                    message.visible_at = now + delay / 1000.0
                 break
-        message_headers = {name: value for name, value in headers.items() if name not in FRAME_ONLY_HEADERS}
-        if channel is not None and "channel" not in message_headers:
+        message.expires_at = self._expiry(headers, now)
+        channel = headers.get("channel", found.channel)
+        if channel is not None:
+            message.channel = channel
             # Sent as /queue/NAME/CHANNEL: consumers of /queue/NAME see which.
-            message_headers["channel"] = channel
-        return Message(
-            self._message_ids.next(),
-            headers["destination"],
-            message_headers,
-            body,
-            expires_at=self._expiry(headers, now),
-            visible_at=now + delay / 1000.0 if delay else None,
-            priority=priority,
-            channel=channel,
-        )
+            message.headers.setdefault("channel", channel)
 
     def _expiry(self, headers: dict[str, str], now: float) -> float | None:
         """

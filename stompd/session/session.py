@@ -25,6 +25,23 @@ from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
 _CONNECT_COMMANDS = ("CONNECT", "STOMP")
+
+
+
+def _deadline_lines(message) -> bytes:
+    """
+    The C{expire-after} and C{visible-after} header lines of a queue
+    message's MESSAGE frame (milliseconds since the epoch), for those it has.
+    """
+    if not message.delivery_count:
+        # Topic messages are not stored: their deadlines mean nothing.
+        return b""
+    lines = b""
+    if message.expires_at is not None:
+        lines += b"expire-after:%d\n" % (message.expires_at * 1000)
+    if message.visible_at is not None:
+        lines += b"visible-after:%d\n" % (message.visible_at * 1000)
+    return lines
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 
 
@@ -220,19 +237,9 @@ class StompSession:
         if self._closing:
             return
         version = self.version
-        head = subscription.frame_prefix
-        if subscription.acks and version == "1.2":
-            head += message.ack_line()
-        count = message.delivery_count
-        if count:
-            # A queue delivery (topic messages are never counted).
-            if count > 1:
-                head += b"redelivered:true\n"
-            head += b"delivery-count:%d\n" % count
-            if message.expires_at is not None:
-                head += b"expire-after:%d\n" % (message.expires_at * 1000)
-            if message.visible_at is not None:
-                head += b"visible-after:%d\n" % (message.visible_at * 1000)
+        head = subscription.frame_prefix + message.delivery_lines(version == "1.2" and subscription.acks)
+        if message.expires_at is not None or message.visible_at is not None:
+            head += _deadline_lines(message)
         data = head + message.encoded_tail(version)
         self._write(data)
         if self._heart_beats is not None:
@@ -547,11 +554,8 @@ class StompSession:
         @raise ProtocolError: none of this connection's subscriptions has
             or had it.
         """
-        named = frame.headers.get("subscription")
-        if named is not None and named in self.subscriptions:
-            candidates = [self.subscriptions[named]]
-        else:
-            candidates = list(self.subscriptions.values())
+        named = self.subscriptions.get(frame.headers.get("subscription"))
+        candidates = (named,) if named is not None else self.subscriptions.values()
         for subscription in candidates:
             if ack_id in subscription.unacked:
                 return subscription

@@ -44,7 +44,11 @@ class _Ready:
         return lane
 
     def append(self, sequence: int, message) -> None:
-        self._lane(message).append((sequence, message))
+        level = self._levels.get(message.priority)
+        lane = None if level is None else level.get(message.channel)
+        if lane is None:
+            lane = self._lane(message)
+        lane.append((sequence, message))
         self.count += 1
 
     def push_front(self, entries: list) -> None:
@@ -87,25 +91,12 @@ class _Ready:
         return taken
 
 
-class _InFlight:
-    """
-    A delivered message awaiting its consumer's verdict.
-
-    @ivar count: its delivery count when delivered: what names this
-        delivery, so that a late answer to an older one changes nothing.
-    @ivar previous_last: its C{last_delivered_at} before this delivery, for
-        L{MemoryStore.unreserve}.
-    """
-
-    __slots__ = ("sequence", "message", "count", "lease_until", "policy", "previous_last")
-
-    def __init__(self, sequence, message, lease_until, policy, previous_last) -> None:
-        self.sequence = sequence
-        self.message = message
-        self.count = message.delivery_count
-        self.lease_until = lease_until
-        self.policy = policy
-        self.previous_last = previous_last
+# An in-flight delivery: (sequence, message, count, lease_until, policy,
+# previous_last). count is the message's delivery count when delivered, what
+# names this delivery, so that a late answer to an older one changes nothing;
+# previous_last is its last_delivered_at before, for unreserve. A tuple, not
+# a class: one is made per delivery.
+_SEQUENCE, _MESSAGE, _COUNT, _LEASE_UNTIL, _POLICY, _PREVIOUS_LAST = range(6)
 
 
 class _StoredQueue:
@@ -117,8 +108,8 @@ class _StoredQueue:
 
     def __init__(self) -> None:
         self.ready = _Ready()
-        # message id -> _InFlight
-        self.in_flight: dict[str, _InFlight] = {}
+        # message id -> in-flight entry (see _SEQUENCE)
+        self.in_flight: dict[str, tuple] = {}
         # lease length -> deque of (lease_until, message id, count): one
         # deque per length stays in deadline order without a heap.
         self.leases: dict[float, deque] = {}
@@ -160,7 +151,7 @@ class MemoryStore:
             stored.ready.append(next(self._sequence), message)
 
     def enqueue(self, queue, message):
-        stored = self._queue(queue)
+        stored = self._queues.get(queue) or self._queue(queue)
         self._add(stored, message)
         return succeed(stored.ready.count + len(stored.delayed))
 
@@ -174,10 +165,10 @@ class MemoryStore:
             while lane and lane[0][0] <= now:
                 entry = self._current(stored, *lane.popleft())
                 if entry is not None:
-                    del stored.in_flight[entry.message.id]
+                    del stored.in_flight[entry[_MESSAGE].id]
                     lapsed.append(entry)
         # Oldest first at the head of the queue.
-        lapsed.sort(key=lambda entry: entry.sequence)
+        lapsed.sort(key=lambda entry: entry[_SEQUENCE])
         for entry in reversed(lapsed):
             self._come_back(stored, entry, None, moved)
         delayed = stored.delayed
@@ -192,30 +183,29 @@ class MemoryStore:
             stored.ready.push_front(front)
 
     @staticmethod
-    def _current(stored: _StoredQueue, lease_until: float, message_id: str, count: int) -> _InFlight | None:
+    def _current(stored: _StoredQueue, lease_until: float, message_id: str, count: int) -> tuple | None:
         """
         The delivery a lease entry stands for, if it is still in flight
         under that lease; C{None} for one settled or delivered again since.
         """
         entry = stored.in_flight.get(message_id)
-        if entry is not None and entry.count == count and entry.lease_until == lease_until:
+        if entry is not None and entry[_COUNT] == count and entry[_LEASE_UNTIL] == lease_until:
             return entry
         return None
 
-    def _come_back(self, stored: _StoredQueue, entry: _InFlight, visible_at, moved: set) -> None:
+    def _come_back(self, stored: _StoredQueue, entry: tuple, visible_at, moved: set) -> None:
         """
         A delivery ended without an ACK: the message is ready again (at the
         head, or once C{visible_at} comes), unless it has been delivered as
         often as its policy allows.
         """
-        message = entry.message
-        policy = entry.policy
+        sequence, message, _, _, policy, _ = entry
         if policy.max_deliveries and message.delivery_count >= policy.max_deliveries:
             self._bury(message, policy, MAX_DELIVERIES, moved)
         elif visible_at is None:
-            stored.ready.push_front([(entry.sequence, message)])
+            stored.ready.push_front([(sequence, message)])
         else:
-            heapq.heappush(stored.delayed, (visible_at, entry.sequence, True, message))
+            heapq.heappush(stored.delayed, (visible_at, sequence, True, message))
 
     def _bury(self, message, policy, reason: str, moved: set) -> None:
         """
@@ -261,7 +251,7 @@ class MemoryStore:
                 message.last_delivered_at = now
                 if message.first_delivered_at is None:
                     message.first_delivered_at = now
-                in_flight[message.id] = _InFlight(sequence, message, lease_until, policy, previous_last)
+                in_flight[message.id] = (sequence, message, message.delivery_count, lease_until, policy, previous_last)
                 taken.append(message)
         if lease_until is not None and taken:
             lane = stored.leases.get(policy.lease)
@@ -271,7 +261,7 @@ class MemoryStore:
         self._announce(moved)
         return succeed(taken)
 
-    def _settle(self, queue, deliveries) -> tuple[_StoredQueue | None, list[_InFlight]]:
+    def _settle(self, queue, deliveries) -> tuple[_StoredQueue | None, list[tuple]]:
         """
         Take the current deliveries among C{deliveries} out of flight.
         """
@@ -282,7 +272,7 @@ class MemoryStore:
         settled = []
         for message_id, count in deliveries:
             entry = in_flight.get(message_id)
-            if entry is not None and entry.count == count:
+            if entry is not None and entry[_COUNT] == count:
                 del in_flight[message_id]
                 settled.append(entry)
         return stored, settled
@@ -302,12 +292,12 @@ class MemoryStore:
         stored, settled = self._settle(queue, deliveries)
         front = []
         for entry in settled:
-            message = entry.message
+            sequence, message, _, _, _, previous_last = entry
             message.delivery_count -= 1
-            message.last_delivered_at = entry.previous_last
+            message.last_delivered_at = previous_last
             if not message.delivery_count:
                 message.first_delivered_at = None
-            front.append((entry.sequence, message))
+            front.append((sequence, message))
         if front:
             stored.ready.push_front(front)
         return succeed(len(settled))
@@ -316,7 +306,7 @@ class MemoryStore:
         _, settled = self._settle(queue, deliveries)
         moved = set()
         for entry in settled:
-            self._bury(entry.message, entry.policy, reason, moved)
+            self._bury(entry[_MESSAGE], entry[_POLICY], reason, moved)
         self._announce(moved)
         return succeed(len(settled))
 
