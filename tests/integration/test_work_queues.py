@@ -221,3 +221,34 @@ def test_oci_compatible_listener(broker, connect, unique, expect_error, raw):
     plain.send(f"/queue/{queue_id}", "fine", transaction="t2")
     plain.commit("t2")
     assert plain.is_connected()
+
+
+def test_silent_clients_are_dropped_after_their_transports_grace(broker, raw, raw_ws, connect, subscribe, unique, send_all):
+    """
+    The module's broker expects beats at most every 100 ms, with the default
+    graces: 2 for TCP, 7 for WebSocket. A dropped TCP consumer's message
+    goes to another consumer at once.
+    """
+    queue = unique("/queue/silent.")
+    silent = raw()
+    assert silent.connect(heart_beat="100,0").command == "CONNECTED"
+    silent.send_frame("SUBSCRIBE", {"destination": queue, "id": "s", "ack": "client-individual", "receipt": "r"})
+    assert silent.read_frame().command == "RECEIPT"
+    browser = raw_ws()
+    assert browser.connect("1.2", heart_beat="100,0").command == "CONNECTED"
+    browser_connected = time.monotonic()
+    send_all(connect(), queue, ["job"])
+    assert silent.read_frame().command == "MESSAGE"
+    other = connect()
+    subscribe(other, queue, id="other", ack="client-individual")
+    started = time.monotonic()
+    frame = silent.read_frame(timeout=2)
+    assert frame is not None and frame.headers["message"] == "heart-beat timeout", frame
+    assert time.monotonic() - started < 0.6
+    assert other.collector.wait_for(lambda: other.collector.messages, timeout=2)
+    assert other.collector.messages[0].headers["redelivered"] == "true"
+    # The WebSocket client, silent as long, is still there.
+    assert browser.read_frame(timeout=0.1) is None and not browser.eof
+    frame = browser.read_frame(timeout=2)
+    assert frame is not None and frame.headers["message"] == "heart-beat timeout", frame
+    assert time.monotonic() - browser_connected >= 0.6
