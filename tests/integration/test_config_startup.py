@@ -147,6 +147,24 @@ def test_invalid_listen_endpoint_in_config(tmp_path):
     assert_fails_clearly(tmp_path, ["--config", path], path, "listen", "tcp:notaport")
 
 
+def test_invalid_listener_endpoint_in_config(tmp_path):
+    path = write_config(tmp_path, "[[listener]]\nendpoint = 'tcp:notaport'\noci-compat = true\n")
+    assert_fails_clearly(tmp_path, ["--config", path, *listen_args()], path, "listener[0].endpoint", "tcp:notaport")
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[queues]\nexpired = 'keep'\n", ("queues", "expired", "'keep'")),
+        ("[queues]\ndead-letter-queue = '{queue}'\n", ("queues", "dead-letter-queue", "{name}")),
+        ("[[listener]]\noci-compat = true\n", ("listener[0]", "endpoint is required")),
+    ],
+)
+def test_bad_work_queue_value(tmp_path, text, words):
+    path = write_config(tmp_path, text)
+    assert_fails_clearly(tmp_path, ["--config", path, *listen_args()], path, *words)
+
+
 @pytest.fixture
 def endpoint_in_use():
     """

@@ -40,12 +40,28 @@ def test_values_are_read():
         ("[queues]\nauto-delete = '('\n", "f.toml: queues: auto-delete is not a regular expression"),
         ("virtual-hosts = ['a']\n", "f.toml: top level: virtual-hosts must include the default '/'"),
         ("listen = [\n", "f.toml: not valid TOML"),
+        ("[queues]\nexpired = 'keep'\n", "f.toml: queues: expired must be 'dead-letter' or 'drop', not 'keep'"),
+        ("[queues]\nvisibility-timeout = -1\n", "f.toml: queues: visibility-timeout, default-ttl and max-deliveries"),
+        ("[queues]\ndead-letter-queue = '{queue}.DLQ'\n", "f.toml: queues: dead-letter-queue may use only {name}"),
+        ("[queues]\nchannel-queues = ['jobs']\n", "f.toml: queues: channel-queues patterns must name queues"),
+        ("[websocket]\nheart-beat-grace = 0\n", "f.toml: websocket: heart-beat-grace must be at least 1.0"),
+        ("[[listener]]\noci-compat = true\n", "f.toml: listener[0]: endpoint is required"),
+        ("[[listener]]\nendpoint = 'tcp:1'\noci = true\n", "f.toml: listener[0].oci: unknown key"),
+        ("listener = 'tcp:1'\n", "f.toml: listener: expected an array of tables ([[listener]])"),
     ],
 )
 def test_errors_name_file_key_and_problem(text, expected):
     with pytest.raises(ConfigError) as raised:
         parse_config(text, "f.toml")
     assert str(raised.value).startswith(expected)
+
+
+def test_listeners_with_options():
+    config = parse_config(
+        'listen = ["tcp:1"]\n[[listener]]\nendpoint = "tcp:2"\noci-compat = true\n[[listener]]\nendpoint = "tcp:3"\n'
+    )
+    assert config.listen == ("tcp:1",)
+    assert [(entry.endpoint, entry.oci_compat) for entry in config.listener] == [("tcp:2", True), ("tcp:3", False)]
 
 
 def test_missing_file():
