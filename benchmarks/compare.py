@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/compare.py --broker stompd=127.0.0.1:61613,ws=15674 \\
         --broker rabbitmq=127.0.0.1:61623,ws=15684 \\
-        [--scenario all|fanout|wsfanout|queue|queue-visibility|queue-priority|latency]
+        [--scenario all|fanout|wsfanout|queue|queue-visibility|queue-priority|queue-header|latency]
     python benchmarks/compare.py --start-stompd --broker rabbitmq=127.0.0.1:61623,ws=15684
 
 A broker is ``NAME=HOST:PORT``, then optionally ``,ws=PORT`` (its STOMP over
@@ -42,7 +42,7 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
-SCENARIOS = ("fanout", "wsfanout", "queue", "queue-visibility", "queue-priority", "latency")
+SCENARIOS = ("fanout", "wsfanout", "queue", "queue-visibility", "queue-priority", "queue-header", "latency")
 # Scenarios that need the broker's WebSocket port.
 WS_SCENARIOS = ("wsfanout",)
 
@@ -299,6 +299,7 @@ ROWS = [
     ("queue", "elapsed s", "elapsed_s", "{:.2f}"),
     ("queue-visibility", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-priority", "msgs/s end to end", "rate", "{:,.0f}"),
+    ("queue-header", "msgs/s end to end", "rate", "{:,.0f}"),
     ("latency", "achieved send rate msgs/s", "achieved_rate", "{:,.0f}"),
     ("latency", "p50 ms", "latency_ms.p50", "{:.3f}"),
     ("latency", "p90 ms", "latency_ms.p90", "{:.3f}"),

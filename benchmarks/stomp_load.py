@@ -408,8 +408,10 @@ def producer_worker(name, wctx, opts):
         batch = opts["batch"]
         prefix = ("SEND\ndestination:%s\ncontent-length:%d\n"
                   % (opts["destination"], BODY_SIZE)).encode()
-        # queue-priority: priorities 0-9 in turn, so that the broker reorders.
-        prefixes = [prefix + b"priority:%d\n" % p for p in range(10)] if opts.get("priorities") else [prefix]
+        # queue-priority: priorities 0-9 in turn, so that the broker reorders
+        # (queue-header: the same bytes under a name the broker ignores).
+        header = opts.get("cycled_header")
+        prefixes = [prefix + b"%s:%d\n" % (header.encode(), n) for n in range(10)] if header else [prefix]
         plain_prefixes = [p + b"\n" for p in prefixes]
         outstanding = collections.deque()
         deadline = _wait_start(name, wctx, opts)
@@ -888,7 +890,10 @@ QUEUE_VARIANTS = {
     # to run out: what the leases themselves cost.
     "queue-visibility": {"subscribe_headers": [("visibility", "60")]},
     # Producers send priorities 0-9 in turn.
-    "queue-priority": {"priorities": True},
+    "queue-priority": {"cycled_header": "priority"},
+    # The control for queue-priority: as many header bytes, which the broker
+    # only carries, so that the two differ only in what priorities cost.
+    "queue-header": {"cycled_header": "x-prio8"},
 }
 
 
@@ -914,7 +919,7 @@ def scenario_queue(args, run_id, variant="queue"):
     producers = [
         ("prod%d" % i, producer_worker, dict(
             base, producer_id=i, destination=destination, count=counts[i],
-            priorities=options.get("priorities", False)))
+            cycled_header=options.get("cycled_header")))
         for i in range(args.producers)
     ]
     cons, prods, wall = run_workers(args, consumers, producers)
@@ -991,6 +996,7 @@ SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
              "queue": scenario_queue,
              "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
              "queue-priority": lambda args, run_id: scenario_queue(args, run_id, "queue-priority"),
+             "queue-header": lambda args, run_id: scenario_queue(args, run_id, "queue-header"),
              "latency": scenario_latency}
 
 

@@ -18,9 +18,11 @@ from stompd.errors import ProtocolError
 # Headers asking for delayed delivery, in milliseconds: ours, ActiveMQ's and
 # RabbitMQ's delayed-message plugin's.
 DELAY_HEADERS = ("delay", "AMQ_SCHEDULED_DELAY", "x-delay")
-_EXPIRY_HEADERS = ("expires", "expiration", "ttl")
+# SEND headers that put a message in time: delays and expiry.
+_TIMED_HEADERS = frozenset(("expires", "expiration", "ttl", *DELAY_HEADERS))
 # Every SEND header that asks for more than a plain message.
-_WORK_QUEUE_HEADERS = frozenset(("priority", "channel", *_EXPIRY_HEADERS, *DELAY_HEADERS))
+_WORK_QUEUE_HEADERS = frozenset(("priority", "channel", *_TIMED_HEADERS))
+_PRIORITIES = {str(priority): priority for priority in range(MAX_PRIORITY + 1)}
 
 
 class VirtualHost:
@@ -136,21 +138,21 @@ class VirtualHost:
         return message
 
     def _apply_work_queue_headers(self, message: Message, headers: dict[str, str], found: Route) -> None:
-        present = _WORK_QUEUE_HEADERS.intersection(headers)
-        now = self._clock.seconds()
-        if "priority" in present:
-            priority = number_header(headers, "priority", "0-9")
-            if priority > MAX_PRIORITY:
-                raise ProtocolError("invalid priority header", f"priority must be 0-9, not {priority}.")
+        if "priority" in headers:
+            priority = _PRIORITIES.get(headers["priority"])
+            if priority is None:
+                raise ProtocolError("invalid priority header", f"priority must be 0-9, not {headers['priority']!r}.")
             message.priority = priority
-        if not present.isdisjoint(DELAY_HEADERS):
-            delay = next(number_header(headers, name, "milliseconds") for name in DELAY_HEADERS if name in present)
-            if delay:
-                message.visible_at = now + delay / 1000.0
-        if not present.isdisjoint(_EXPIRY_HEADERS):
+        default_ttl = self._queue_config.default_ttl
+        if default_ttl or not _TIMED_HEADERS.isdisjoint(headers):
+            now = self._clock.seconds()
+            for name in DELAY_HEADERS:
+                if name in headers:
+                    delay = number_header(headers, name, "milliseconds")
+                    if delay:
+                        message.visible_at = now + delay / 1000.0
+                    break
             message.expires_at = self._expiry(headers, now)
-        elif self._queue_config.default_ttl:
-            message.expires_at = now + self._queue_config.default_ttl
         channel = headers.get("channel", found.channel)
         if channel is not None:
             message.channel = channel
@@ -161,7 +163,7 @@ class VirtualHost:
         """
         The expiry time a SEND asks for: C{expires} (ActiveMQ: milliseconds
         since the epoch, 0 for never), else C{expiration} (RabbitMQ) or
-        C{ttl} (milliseconds to live).
+        C{ttl} (milliseconds to live), else C{[queues] default-ttl}.
         """
         expires = number_header(headers, "expires", "milliseconds since the epoch")
         if expires is not None:
@@ -169,7 +171,10 @@ class VirtualHost:
         ttl = number_header(headers, "expiration", "milliseconds")
         if ttl is None:
             ttl = number_header(headers, "ttl", "milliseconds")
-        return now + ttl / 1000.0
+        if ttl is not None:
+            return now + ttl / 1000.0
+        default = self._queue_config.default_ttl
+        return now + default if default else None
 
     def delivery_policy(self, found: Route, headers: dict[str, str]) -> DeliveryPolicy:
         """

@@ -68,23 +68,24 @@ class _Ready:
         taken = []
         for priority in sorted(levels, reverse=True) if len(levels) > 1 else tuple(levels):
             level = levels[priority]
-            while len(taken) < limit and level:
-                if policy.channel is None and len(level) == 1:
-                    # The common case: the whole level is one lane.
-                    [(channel, lane)] = level.items()
-                    while lane and len(taken) < limit:
-                        taken.append(lane.popleft())
-                else:
-                    heads = [(lane[0][0], channel) for channel, lane in level.items() if policy.reads(channel)]
+            if policy.channel is None and len(level) == 1:
+                # The common case: the whole level is one lane.
+                lane = next(iter(level.values()))
+                while lane and len(taken) < limit:
+                    taken.append(lane.popleft())
+            else:
+                while len(taken) < limit:
+                    heads = [(lane[0][0], channel) for channel, lane in level.items() if lane and policy.reads(channel)]
                     if not heads:
                         break
                     channel = min(heads)[1] if len(heads) > 1 else heads[0][1]
                     lane = level[channel]
                     taken.append(lane.popleft())
-                if not lane:
-                    del level[channel]
-            if not level:
-                del levels[priority]
+                    if not lane and channel is not None:
+                        # Channel names are the clients' to invent: keep
+                        # only the lanes in use. The lane without a channel
+                        # stays, so a busy queue does not remake it.
+                        del level[channel]
             if len(taken) >= limit:
                 break
         self.count -= len(taken)
@@ -152,7 +153,11 @@ class MemoryStore:
 
     def enqueue(self, queue, message):
         stored = self._queues.get(queue) or self._queue(queue)
-        self._add(stored, message)
+        if message.visible_at is None:
+            # _add without a call: this is every SEND's path.
+            stored.ready.append(next(self._sequence), message)
+        else:
+            self._add(stored, message)
         return succeed(stored.ready.count + len(stored.delayed))
 
     def _advance(self, stored: _StoredQueue, now: float, moved: set) -> None:
