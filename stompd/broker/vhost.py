@@ -7,8 +7,8 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.headers import number_header
 from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, route
+from stompd.broker.headers import number_header
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
 from stompd.broker.queue import Queue

@@ -15,8 +15,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stompd import __version__
-from stompd.broker.headers import number_header
 from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, reply_destination
+from stompd.broker.headers import number_header
 from stompd.broker.queue import ACK, REJECT, RELEASE
 from stompd.broker.subscription import ACK_MODES, AUTO, CLIENT_INDIVIDUAL, Subscription
 from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
@@ -25,23 +25,6 @@ from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
 _CONNECT_COMMANDS = ("CONNECT", "STOMP")
-
-
-
-def _deadline_lines(message) -> bytes:
-    """
-    The C{expire-after} and C{visible-after} header lines of a queue
-    message's MESSAGE frame (milliseconds since the epoch), for those it has.
-    """
-    if not message.delivery_count:
-        # Topic messages are not stored: their deadlines mean nothing.
-        return b""
-    lines = b""
-    if message.expires_at is not None:
-        lines += b"expire-after:%d\n" % (message.expires_at * 1000)
-    if message.visible_at is not None:
-        lines += b"visible-after:%d\n" % (message.visible_at * 1000)
-    return lines
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 
 
@@ -65,6 +48,22 @@ def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | Non
     if not raw.isdigit():
         raise ProtocolError("invalid prefetch", f"The prefetch must be a whole number, not {raw!r}.")
     return int(raw) or None
+
+
+def _deadline_lines(message) -> bytes:
+    """
+    The C{expire-after} and C{visible-after} header lines of a queue
+    message's MESSAGE frame (milliseconds since the epoch), for those it has.
+    """
+    if not message.delivery_count:
+        # Topic messages are not stored: their deadlines mean nothing.
+        return b""
+    lines = b""
+    if message.expires_at is not None:
+        lines += b"expire-after:%d\n" % (message.expires_at * 1000)
+    if message.visible_at is not None:
+        lines += b"visible-after:%d\n" % (message.visible_at * 1000)
+    return lines
 
 
 def _nack_outcome(frame: Frame, clock) -> tuple[str, float | None]:
@@ -623,7 +622,9 @@ class StompSession:
             if frame.command == "SEND":
                 await self._publish(frame)
             else:
-                await self._settle(frame, frame.headers[self._ack_header])
+                settled = self._settle(frame, frame.headers[self._ack_header])
+                if settled is not None:
+                    await settled
 
     def _check_settlements(self, frames: list[Frame]) -> None:
         """

@@ -127,6 +127,26 @@ def test_late_ack_after_redelivery_changes_nothing():
     assert (third.body, third.headers["delivery-count"]) == (b"job", "3")
 
 
+def test_late_ack_in_a_transaction_changes_nothing():
+    broker = make_broker()
+    client = consumer(broker, visibility="5")
+    sender = producer(broker)
+    send(sender, b"old")
+    [first] = messages(client)
+    client.send("BEGIN", {"transaction": "t"})
+    client.send("ACK", {"id": first.headers["ack"], "transaction": "t"})
+    broker.clock.advance(5)
+    [second] = messages(client)
+    # The transaction's ACK is late by COMMIT: the rest of it still applies.
+    client.send("SEND", {"destination": QUEUE, "transaction": "t"}, b"new")
+    client.send("COMMIT", {"transaction": "t", "receipt": "committed"})
+    frames = client.frames()
+    assert [f.command for f in frames] == ["RECEIPT", "MESSAGE"], frames
+    assert frames[1].body == b"new"
+    client.send("ACK", {"id": second.headers["ack"], "receipt": "acked"})
+    assert [f.headers["receipt-id"] for f in client.frames()] == ["acked"]
+
+
 def test_unknown_ack_id_is_still_an_error():
     broker = make_broker()
     client = consumer(broker, visibility="5")
