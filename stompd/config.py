@@ -102,11 +102,15 @@ class QueueConfig:
             raise ValueError(f"expired must be 'dead-letter' or 'drop', not {self.expired!r}")
         if self.dead_letter_queue:
             try:
-                self.dead_letter_queue.format(name="/queue/x")
+                example = self.dead_letter_queue.format(name="/queue/x")
             except (KeyError, IndexError, ValueError):
                 raise ValueError(
                     f"dead-letter-queue may use only {{name}}, not {self.dead_letter_queue!r}"
                 ) from None
+            if not example.startswith("/queue/"):
+                raise ValueError(
+                    f"dead-letter-queue must name a /queue/ (as {{name}}.DLQ does), not {self.dead_letter_queue!r}"
+                )
         for pattern in self.channel_queues:
             if not pattern.startswith("/queue/") or len(pattern) <= len("/queue/"):
                 raise ValueError(f"channel-queues patterns must name queues like '/queue/jobs', not {pattern!r}")

@@ -196,14 +196,16 @@ class VirtualHost:
             # ActiveMQ counts redeliveries: the first delivery is not one.
             max_deliveries = config.max_deliveries if redeliveries is None else redeliveries + 1
         dead_letter = headers.get("dead-letter-queue")
-        if dead_letter is None and config.dead_letter_queue:
+        if dead_letter is None and config.dead_letter_queue and found.owner is None:
+            # Temporary queues are private and go with their session: their
+            # dead letters are dropped unless the subscriber names a queue.
             dead_letter = config.dead_letter_queue.format(name=found.name)
         target = None
         if dead_letter:
-            dead = self.route(dead_letter, found.owner or "")
-            if dead.kind != QUEUE:
+            dead = self.route(dead_letter, "")
+            if dead.kind != QUEUE or dead.owner is not None:
                 raise ProtocolError(
-                    "invalid dead-letter-queue header", f"A dead-letter queue must be a queue, not {dead_letter!r}."
+                    "invalid dead-letter-queue header", f"A dead-letter queue must be a /queue/, not {dead_letter!r}."
                 )
             target = DeadLetterQueue(dead.key, dead_letter)
         return DeliveryPolicy(

@@ -43,6 +43,7 @@ def test_values_are_read():
         ("[queues]\nexpired = 'keep'\n", "f.toml: queues: expired must be 'dead-letter' or 'drop', not 'keep'"),
         ("[queues]\nvisibility-timeout = -1\n", "f.toml: queues: visibility-timeout, default-ttl and max-deliveries"),
         ("[queues]\ndead-letter-queue = '{queue}.DLQ'\n", "f.toml: queues: dead-letter-queue may use only {name}"),
+        ("[queues]\ndead-letter-queue = '/topic/dead'\n", "f.toml: queues: dead-letter-queue must name a /queue/"),
         ("[queues]\nchannel-queues = ['jobs']\n", "f.toml: queues: channel-queues patterns must name queues"),
         ("[websocket]\nheart-beat-grace = 0\n", "f.toml: websocket: heart-beat-grace must be at least 1.0"),
         ("[[listener]]\noci-compat = true\n", "f.toml: listener[0]: endpoint is required"),

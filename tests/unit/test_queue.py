@@ -336,6 +336,24 @@ def test_dead_letters_can_be_sent_back():
     assert (back.body, back.headers["delivery-count"]) == (b"job", "1")
 
 
+def test_temporary_queues_drop_dead_letters_unless_told():
+    broker = make_broker()
+    client = FakeClient(broker)
+    client.connect()
+    client.send("SUBSCRIBE", {"destination": "/temp-queue/replies", "id": "t", "ack": "client", "max-deliveries": "1"})
+    client.send("SUBSCRIBE", {"destination": "/temp-queue/kept", "id": "k", "ack": "client", "max-deliveries": "1",
+                              "dead-letter-queue": "/queue/lost-replies"})
+    send(client, b"reply", "/temp-queue/replies")
+    send(client, b"kept", "/temp-queue/kept")
+    for delivery in messages(client):
+        client.send("NACK", {"id": delivery.headers["ack"]})
+    assert messages(client) == []
+    assert bodies(dead_letters(broker, "/queue/lost-replies")) == [b"kept"]
+    # The other dead letter went nowhere: no queue holds a message.
+    store = broker.store
+    assert [key for key in store._queues if store.depth(key).result] == []
+
+
 def test_empty_dead_letter_queue_pattern_drops():
     broker = broker_with(dead_letter_queue="")
     client = consumer(broker, **{"max-deliveries": "1"})
@@ -466,6 +484,7 @@ def test_bad_work_queue_headers_get_errors():
         ("SUBSCRIBE", {"visibility": "-1"}, "invalid visibility header"),
         ("SUBSCRIBE", {"max-deliveries": "x"}, "invalid max-deliveries header"),
         ("SUBSCRIBE", {"dead-letter-queue": "/topic/dead"}, "invalid dead-letter-queue header"),
+        ("SUBSCRIBE", {"dead-letter-queue": "/temp-queue/dead"}, "invalid dead-letter-queue header"),
     ]
     broker = make_broker()
     for command, headers, message in cases:
