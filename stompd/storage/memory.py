@@ -167,8 +167,13 @@ class MemoryStore:
         """
         lapsed = []
         for lane in stored.leases.values():
-            while lane and lane[0][0] <= now:
-                entry = self._current(stored, *lane.popleft())
+            while lane:
+                entry = self._current(stored, *lane[0])
+                if entry is not None and entry[_LEASE_UNTIL] > now:
+                    break
+                # Settled deliveries go too, not only at their deadline, so
+                # a lane holds little more than what is in flight.
+                lane.popleft()
                 if entry is not None:
                     del stored.in_flight[entry[_MESSAGE].id]
                     lapsed.append(entry)
