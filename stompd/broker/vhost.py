@@ -131,10 +131,8 @@ class VirtualHost:
             body,
         )
         # Most SENDs carry none of these: one test keeps them cheap.
-        if found.channel is not None or not _WORK_QUEUE_HEADERS.isdisjoint(headers):
+        if found.channel is not None or self._queue_config.default_ttl or not _WORK_QUEUE_HEADERS.isdisjoint(headers):
             self._apply_work_queue_headers(message, headers, found)
-        elif self._queue_config.default_ttl:
-            message.expires_at = self._clock.seconds() + self._queue_config.default_ttl
         return message
 
     def _apply_work_queue_headers(self, message: Message, headers: dict[str, str], found: Route) -> None:

@@ -17,6 +17,7 @@ from zope.interface import implementer
 from stompd import __version__
 from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, reply_destination
 from stompd.broker.headers import number_header
+from stompd.broker.policy import DEFAULT_POLICY
 from stompd.broker.queue import ACK, REJECT, RELEASE
 from stompd.broker.subscription import ACK_MODES, AUTO, CLIENT_INDIVIDUAL, Subscription
 from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
@@ -489,7 +490,7 @@ class StompSession:
             raise DestinationError(
                 "access refused", f"{destination!r} is another connection's temporary queue: only SEND to it."
             )
-        policy = self.vhost.delivery_policy(route, headers or {}) if route.kind == QUEUE else None
+        policy = self.vhost.delivery_policy(route, headers or {}) if route.kind == QUEUE else DEFAULT_POLICY
         subscription = Subscription(
             self, subscription_id, destination, route, ack_mode, prefetch, self.version == "1.2", policy
         )

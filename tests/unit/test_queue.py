@@ -524,7 +524,7 @@ def test_silent_tcp_client_is_dropped_after_twice_its_interval_and_its_messages_
 
 
 def test_websocket_grace_is_more_tolerant():
-    broker = make_broker(dataclasses.replace(Config()))
+    broker = make_broker()
     tolerant = beating_consumer(broker, heart_beat_grace=broker.config.websocket.heart_beat_grace)
     broker.clock.advance(6.9)
     assert not tolerant.closed
