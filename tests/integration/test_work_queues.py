@@ -252,3 +252,23 @@ def test_silent_clients_are_dropped_after_their_transports_grace(broker, raw, ra
     frame = browser.read_frame(timeout=2)
     assert frame is not None and frame.headers["message"] == "heart-beat timeout", frame
     assert time.monotonic() - browser_connected >= 0.6
+
+
+def test_queue_defaults_from_config(start_broker, connect, subscribe, unique, send_all):
+    """
+    [queues] visibility-timeout and max-deliveries apply to a consumer
+    that asks for neither: a consumer that never answers loses the message
+    after each timeout, and after two deliveries it is a dead letter.
+    """
+    other = start_broker("[queues]\nvisibility-timeout = 0.3\nmax-deliveries = 2\n")
+    queue = unique("/queue/defaults.")
+    silent = connect(port=other.port)
+    subscribe(silent, queue, ack="client-individual")
+    dead = connect(port=other.port)
+    subscribe(dead, f"{queue}.DLQ", id="dlq")
+    send_all(connect(port=other.port), queue, ["job"])
+    assert dead.collector.wait_for(lambda: dead.collector.messages, timeout=5)
+    assert [m.headers["delivery-count"] for m in silent.collector.messages] == ["1", "2"]
+    letter = dead.collector.messages[0]
+    assert (letter.body, letter.headers["dead-letter-reason"]) == ("job", "max-deliveries")
+    assert silent.is_connected()
