@@ -1,27 +1,35 @@
 #!/usr/bin/env python3
 """Start and stop reference STOMP brokers on loopback for side-by-side benchmarks.
 
-Only RabbitMQ (with its STOMP and Web-STOMP plugins) is supported for now.
-The node is private to this script: its own node name, its own ports, its own
-data, log and cookie directory under a temporary directory, and its own
-``epmd`` on a spare port, so it neither clashes with nor touches a
-system-wide RabbitMQ or an ``epmd`` that is already running.  No
-systemd/service commands are used.
+Two brokers are supported, each a private process of this script (no
+systemd/service commands), with its own ports, data and logs under a
+temporary directory, touching neither a system-wide instance nor its files:
+
+``rabbitmq``
+    RabbitMQ with its STOMP and Web-STOMP plugins, its own node name, data,
+    log and cookie directory, and its own ``epmd`` on a spare port.
+``activemq``
+    Apache ActiveMQ 5 (Debian's ``activemq``) as one JVM running
+    ``activemq.jar start`` on a generated ``activemq.xml``: KahaDB
+    persistence in the instance directory, a STOMP transport on
+    127.0.0.1 and no other listener (no OpenWire, no web console, no JMX),
+    user guest/guest through the simple authentication plugin.
 
 Usage::
 
     python benchmarks/refbrokers.py start rabbitmq [--stomp-port 61623]
         [--web-stomp-port 15684] [--state-dir DIR] [--timeout 120]
-    python benchmarks/refbrokers.py status rabbitmq
-    python benchmarks/refbrokers.py stop rabbitmq [--keep-files]
+    python benchmarks/refbrokers.py start activemq [--stomp-port 61633]
+        [--state-dir DIR] [--timeout 120]
+    python benchmarks/refbrokers.py status rabbitmq|activemq
+    python benchmarks/refbrokers.py stop rabbitmq|activemq [--keep-files]
 
-``start`` installs Debian's ``rabbitmq-server`` package when it is missing,
-starts the node in the background, waits until the STOMP port answers a
-CONNECT with CONNECTED, records what it started in
-``<state-dir>/rabbitmq.json`` and prints the broker's process id.  ``stop``
-asks the node to stop through ``rabbitmqctl`` (same node name, same cookie,
-same epmd), then makes sure of it by signalling the recorded process ids, and
-removes the temporary directory.
+``start`` installs the Debian package when it is missing, starts the broker
+in the background, waits until the STOMP port answers a CONNECT with
+CONNECTED, records what it started in ``<state-dir>/<broker>.json`` and
+prints the broker's process id.  ``stop`` stops the recorded processes by id
+(for RabbitMQ after asking the node through ``rabbitmqctl``) and removes the
+temporary directory.
 """
 
 import argparse
@@ -46,6 +54,16 @@ RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQ_CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
 RABBITMQ_PLUGINS = ("rabbitmq_stomp", "rabbitmq_web_stomp")
+
+# Debian's activemq package: the launcher jar finds the broker's jars in
+# ACTIVEMQ_HOME/lib and lib/optional.
+ACTIVEMQ_HOME = "/usr/share/activemq"
+ACTIVEMQ_JAR = os.path.join(ACTIVEMQ_HOME, "bin", "activemq.jar")
+
+# Default STOMP ports, chosen away from each broker's usual 61613 so that a
+# stompd on 61613 and both references can run side by side.
+DEFAULT_STOMP_PORTS = {"rabbitmq": 61623, "activemq": 61633}
+BROKERS = tuple(DEFAULT_STOMP_PORTS)
 
 
 class RefBrokerError(Exception):
@@ -219,20 +237,18 @@ def tail(path, lines=40):
 # -- RabbitMQ --------------------------------------------------------------
 
 
-def ensure_rabbitmq_installed():
-    """Install Debian's rabbitmq-server package if it is not there yet.
+def apt_install(package):
+    """Install one Debian package with apt-get, without starting its service.
 
-    Package maintainer scripts may try to start the system service; Debian's
+    Tries ``apt-get install`` first and runs ``apt-get update`` only when
+    that fails (a fresh machine may have no package lists yet).  Package
+    maintainer scripts may try to start the system service; Debian's
     ``policy-rc.d`` convention (exit status 101) forbids that, so one is put
     in place for the duration of the install when the machine has none.  The
     system-wide instance is therefore never started, let alone touched.
     """
-    if os.access(RABBITMQ_SERVER, os.X_OK) and shutil.which("epmd"):
-        return
     if os.geteuid() != 0:
-        raise RefBrokerError(
-            "rabbitmq-server is not installed and installing it needs root"
-        )
+        raise RefBrokerError("%s is not installed and installing it needs root" % package)
     policy = "/usr/sbin/policy-rc.d"
     made_policy = False
     if not os.path.exists(policy):
@@ -241,17 +257,28 @@ def ensure_rabbitmq_installed():
         os.chmod(policy, 0o755)
         made_policy = True
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", package]
     try:
-        log("installing rabbitmq-server (apt-get update; apt-get install)")
-        subprocess.run(["apt-get", "update"], env=env, check=True,
-                       stdout=sys.stderr)
-        subprocess.run(["apt-get", "install", "-y", "rabbitmq-server"],
-                       env=env, check=True, stdout=sys.stderr)
+        log("installing %s (apt-get install)" % package)
+        if subprocess.run(install, env=env, stdin=subprocess.DEVNULL,
+                          stdout=sys.stderr).returncode != 0:
+            log("apt-get install failed; apt-get update, then once more")
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=True,
+                           stdin=subprocess.DEVNULL, stdout=sys.stderr)
+            subprocess.run(install, env=env, check=True,
+                           stdin=subprocess.DEVNULL, stdout=sys.stderr)
     except subprocess.CalledProcessError as exc:
-        raise RefBrokerError("installing rabbitmq-server failed: %s" % exc)
+        raise RefBrokerError("installing %s failed: %s" % (package, exc))
     finally:
         if made_policy:
             os.unlink(policy)
+
+
+def ensure_rabbitmq_installed():
+    """Install Debian's rabbitmq-server package if it is not there yet."""
+    if os.access(RABBITMQ_SERVER, os.X_OK) and shutil.which("epmd"):
+        return
+    apt_install("rabbitmq-server")
     if not os.access(RABBITMQ_SERVER, os.X_OK):
         raise RefBrokerError("%s missing after install" % RABBITMQ_SERVER)
 
@@ -442,31 +469,242 @@ def stop_rabbitmq_state(state_dir, state, keep_files=False):
     remove_state(state_dir, "rabbitmq")
 
 
+# -- ActiveMQ --------------------------------------------------------------
+
+ACTIVEMQ_XML = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by benchmarks/refbrokers.py for a private benchmark broker. -->
+<beans xmlns="http://www.springframework.org/schema/beans"
+       xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+       xsi:schemaLocation="http://www.springframework.org/schema/beans
+         http://www.springframework.org/schema/beans/spring-beans-2.0.xsd
+         http://activemq.apache.org/schema/core
+         http://activemq.apache.org/schema/core/activemq-core.xsd">
+  <!-- useJmx=false: no JMX connector, so no RMI port on any interface. -->
+  <broker xmlns="http://activemq.apache.org/schema/core"
+          brokerName="stompd-bench" useJmx="false" persistent="true"
+          dataDirectory="%(data)s">
+    <persistenceAdapter>
+      <kahaDB directory="%(data)s/kahadb"/>
+    </persistenceAdapter>
+    <!-- Explicit limits: the defaults (100 GB of store) exceed small disks,
+         which makes the broker warn and shrink them at every start. -->
+    <systemUsage>
+      <systemUsage>
+        <memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>
+        <storeUsage><storeUsage limit="2 gb"/></storeUsage>
+        <tempUsage><tempUsage limit="1 gb"/></tempUsage>
+      </systemUsage>
+    </systemUsage>
+    <plugins>
+      <simpleAuthenticationPlugin anonymousAccessAllowed="false">
+        <users>
+          <authenticationUser username="guest" password="guest" groups="users"/>
+        </users>
+      </simpleAuthenticationPlugin>
+    </plugins>
+    <!-- STOMP only, on loopback: no OpenWire (61616), and this package has
+         no web console (8161) to start. -->
+    <transportConnectors>
+      <transportConnector name="stomp" uri="stomp://127.0.0.1:%(stomp_port)d"/>
+    </transportConnectors>
+  </broker>
+</beans>
+"""
+
+# Found on the broker's classpath (the conf directory); Debian's ActiveMQ
+# logs through log4j 1.2.  Everything goes to the console log.
+ACTIVEMQ_LOG4J = """\
+# Generated by benchmarks/refbrokers.py.
+log4j.rootLogger=INFO, console
+log4j.logger.org.springframework=WARN
+log4j.logger.org.apache.xbean=WARN
+log4j.appender.console=org.apache.log4j.ConsoleAppender
+log4j.appender.console.layout=org.apache.log4j.PatternLayout
+log4j.appender.console.layout.ConversionPattern=%d | %-5p | %m | %c | %t%n
+"""
+
+# What Debian's /usr/bin/activemq passes to Java 9 and later (ActiveMQ 5.17
+# needs Java 11), so that Spring and XBean may reflect into the JDK.
+ACTIVEMQ_JAVA_MODULE_ARGS = (
+    "--add-reads=java.xml=java.logging",
+    "--add-opens", "java.base/java.security=ALL-UNNAMED",
+    "--add-opens", "java.base/java.net=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+    "--add-opens", "java.naming/javax.naming.spi=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util.concurrent=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util.concurrent.atomic=ALL-UNNAMED",
+)
+
+
+def find_java():
+    """Return the java binary Debian's ActiveMQ would use, or None."""
+    default = "/usr/lib/jvm/default-java/bin/java"
+    if os.access(default, os.X_OK):
+        return default
+    return shutil.which("java")
+
+
+def ensure_activemq_installed():
+    """Install Debian's activemq package (and so a JRE) if it is not there yet.
+
+    The package's init script would start ``/var/lib/activemq/main``; it is
+    kept from doing so as for RabbitMQ, and that instance is never used.
+    """
+    if os.path.exists(ACTIVEMQ_JAR) and find_java():
+        return
+    apt_install("activemq")
+    if not os.path.exists(ACTIVEMQ_JAR):
+        raise RefBrokerError("%s missing after install" % ACTIVEMQ_JAR)
+    if not find_java():
+        raise RefBrokerError("no java found after installing activemq")
+
+
+def write_activemq_files(state):
+    """Create the private instance's conf, data and tmp directories and config."""
+    base = state["dir"]
+    for sub in ("conf", "data", "tmp"):
+        os.makedirs(os.path.join(base, sub), exist_ok=True)
+    with open(os.path.join(base, "conf", "activemq.xml"), "w") as handle:
+        handle.write(ACTIVEMQ_XML % {"data": os.path.join(base, "data"),
+                                     "stomp_port": state["stomp_port"]})
+    with open(os.path.join(base, "conf", "log4j.properties"), "w") as handle:
+        handle.write(ACTIVEMQ_LOG4J)
+
+
+def activemq_command(state, java):
+    """The java command line that runs the instance in the foreground."""
+    base = state["dir"]
+    conf = os.path.join(base, "conf")
+    return [
+        java, "-Xms512M", "-Xmx512M",
+        *ACTIVEMQ_JAVA_MODULE_ARGS,
+        "-Djava.io.tmpdir=" + os.path.join(base, "tmp"),
+        "-Djava.awt.headless=true",
+        "-Dactivemq.classpath=" + conf,
+        "-Dactivemq.home=" + ACTIVEMQ_HOME,
+        "-Dactivemq.base=" + base,
+        "-Dactivemq.conf=" + conf,
+        "-Dactivemq.data=" + os.path.join(base, "data"),
+        "-jar", ACTIVEMQ_JAR,
+        "start", "xbean:file:" + os.path.join(conf, "activemq.xml"),
+    ]
+
+
+def start_activemq(args):
+    """Start a private ActiveMQ broker with STOMP and KahaDB; return its recorded state."""
+    os.makedirs(args.state_dir, exist_ok=True)
+    old = load_state(args.state_dir, "activemq")
+    if old and pid_alive(old.get("pid")):
+        raise RefBrokerError(
+            "a benchmark ActiveMQ is already running (pid %s, state in %s); "
+            "stop it first" % (old.get("pid"), args.state_dir)
+        )
+    if not port_is_free(args.stomp_port):
+        raise RefBrokerError("port 127.0.0.1:%d is already in use" % args.stomp_port)
+    ensure_activemq_installed()
+    java = find_java()
+    state = {
+        "broker": "activemq",
+        "dir": tempfile.mkdtemp(prefix="activemq-", dir=args.state_dir),
+        "stomp_port": args.stomp_port,
+        "java": java,
+    }
+    write_activemq_files(state)
+    log_path = os.path.join(state["dir"], "console.log")
+    state["console_log"] = log_path
+    # HOME too: nothing of this JVM should land in the caller's home.
+    env = dict(os.environ, HOME=state["dir"])
+    for key in ("ACTIVEMQ_OPTS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):
+        env.pop(key, None)
+    with open(log_path, "ab") as console:
+        server = subprocess.Popen(
+            activemq_command(state, java),
+            env=env,
+            cwd=state["dir"],
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    state["pid"] = server.pid
+    save_state(args.state_dir, "activemq", state)
+    log("started ActiveMQ (pid %d), waiting for STOMP on 127.0.0.1:%d"
+        % (server.pid, state["stomp_port"]))
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        if server.poll() is not None:
+            message = "ActiveMQ exited during start-up (status %s); console log:\n%s" % (
+                server.returncode, tail(log_path))
+            stop_activemq_state(args.state_dir, state, keep_files=True)
+            raise RefBrokerError(message)
+        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
+            break
+        if time.monotonic() > deadline:
+            message = "ActiveMQ STOMP did not answer within %ss; console log:\n%s" % (
+                args.timeout, tail(log_path))
+            stop_activemq_state(args.state_dir, state, keep_files=True)
+            raise RefBrokerError(message)
+        time.sleep(0.5)
+    return state
+
+
+def stop_activemq_state(state_dir, state, keep_files=False):
+    """Stop the broker described by ``state`` by process id.
+
+    SIGTERM runs ActiveMQ's shutdown hook (the KahaDB journal is closed
+    cleanly); SIGKILL follows if it has not exited after 30 s.
+    """
+    stop_pid(state.get("pid"), "ActiveMQ", term_timeout=30.0)
+    for pid in processes_mentioning(state["dir"]):
+        stop_pid(pid, "ActiveMQ helper")
+    leftovers = [p for p in [state.get("pid")] if pid_alive(p)]
+    leftovers += processes_mentioning(state["dir"])
+    if leftovers:
+        raise RefBrokerError("processes still running: %s" % leftovers)
+    if not keep_files:
+        shutil.rmtree(state["dir"], ignore_errors=True)
+    remove_state(state_dir, "activemq")
+
+
 # -- command line ----------------------------------------------------------
+
+
+START = {"rabbitmq": start_rabbitmq, "activemq": start_activemq}
+STOP = {"rabbitmq": stop_rabbitmq_state, "activemq": stop_activemq_state}
 
 
 def main(argv=None):
     """Entry point: ``start``, ``status`` or ``stop`` a reference broker."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop", "status"))
-    parser.add_argument("broker", choices=("rabbitmq",))
-    parser.add_argument("--stomp-port", type=int, default=61623)
-    parser.add_argument("--web-stomp-port", type=int, default=15684)
+    parser.add_argument("broker", choices=BROKERS)
+    parser.add_argument("--stomp-port", type=int, default=None,
+                        help="STOMP port on 127.0.0.1 (default: rabbitmq %(rabbitmq)d, "
+                             "activemq %(activemq)d)" % DEFAULT_STOMP_PORTS)
+    parser.add_argument("--web-stomp-port", type=int, default=15684,
+                        help="rabbitmq only: Web-STOMP port on 127.0.0.1 (default %(default)s)")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                         help="where state and node directories live (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds to wait for STOMP to come up (default %(default)s)")
     parser.add_argument("--keep-files", action="store_true",
-                        help="on stop, keep the node's data and log directory")
+                        help="on stop, keep the broker's data and log directory")
     args = parser.parse_args(argv)
+    if args.stomp_port is None:
+        args.stomp_port = DEFAULT_STOMP_PORTS[args.broker]
 
     try:
         if args.action == "start":
-            state = start_rabbitmq(args)
+            state = START[args.broker](args)
             print("pid=%d" % state["pid"])
-            print("node=%s" % state["nodename"])
+            if "nodename" in state:
+                print("node=%s" % state["nodename"])
             print("stomp=127.0.0.1:%d" % state["stomp_port"])
-            print("web_stomp=127.0.0.1:%d" % state["web_stomp_port"])
+            if "web_stomp_port" in state:
+                print("web_stomp=127.0.0.1:%d" % state["web_stomp_port"])
             print("dir=%s" % state["dir"])
         elif args.action == "status":
             state = load_state(args.state_dir, args.broker)
@@ -482,7 +720,7 @@ def main(argv=None):
             if not state:
                 log("no recorded %s under %s; nothing to stop" % (args.broker, args.state_dir))
                 return 0
-            stop_rabbitmq_state(args.state_dir, state, keep_files=args.keep_files)
+            STOP[args.broker](args.state_dir, state, keep_files=args.keep_files)
             print("stopped pid=%s" % state.get("pid"))
     except RefBrokerError as exc:
         log("error: %s" % exc)

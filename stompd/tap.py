@@ -5,11 +5,15 @@ This is the only module that wires the pieces together and touches the
 global reactor.
 """
 
+import atexit
 import dataclasses
+import os
 import signal
+import sys
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
@@ -75,22 +79,103 @@ class Options(usage.Options):
         self["stompd-config"] = config
 
 
+class StartupError(Exception):
+    """
+    A service cannot start; the message is the one line to show.
+    """
+
+
 class _ListeningService(StreamServerEndpointService):
     """
-    Listens on one endpoint; a failure to bind stops start-up with a clear
-    message rather than a traceback.
+    Listens on one endpoint, once the services before it have started (not
+    in the privileged phase, which comes before the store is ready); a
+    failure to bind stops start-up with a clear message rather than a
+    traceback.
     """
 
     def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+
+    def startService(self) -> None:
+        Service.startService(self)
         self._raiseSynchronously = True
         try:
-            super().privilegedStartService()
+            StreamServerEndpointService.privilegedStartService(self)
         except CannotListenError as e:
-            raise SystemExit(f"stompd: cannot listen on {self.description}: {e.socketError or e}") from None
+            raise StartupError(f"cannot listen on {self.description}: {e.socketError or e}") from None
         except (OSError, OverflowError) as e:
             # Not wrapped in CannotListenError: a port above 65535, a UNIX
             # socket in a missing directory.
-            raise SystemExit(f"stompd: cannot listen on {self.description}: {e}") from None
+            raise StartupError(f"cannot listen on {self.description}: {e}") from None
+
+    def stopService(self):
+        if self._waitingForPort is None:
+            # Start-up ended before this listener's turn.
+            Service.stopService(self)
+            return None
+        return super().stopService()
+
+
+class OrderedStartService(MultiService):
+    """
+    Starts its children one after another, each once the Deferred of the
+    one before has fired (a plain C{MultiService} ignores those Deferreds),
+    so that the broker's store is ready before any listener accepts a
+    client. A child that cannot start ends start-up: see L{fail_startup}.
+
+    @ivar started: a Deferred firing once every child has started, or
+        failing with what stopped one.
+    """
+
+    def __init__(self, reactor, on_failure=None) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self._on_failure = on_failure or fail_startup
+        self.started: Deferred | None = None
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.started = Deferred.fromCoroutine(self._start_children())
+        if self.started.called:
+            failures = []
+            self.started.addErrback(failures.append)
+            if failures:
+                # Failed before the reactor runs (a memory store, a port in
+                # use): twistd shows SystemExit's text as one line.
+                raise SystemExit(f"stompd: {_startup_problem(failures[0])}")
+        else:
+            self.started.addErrback(lambda failure: self._on_failure(self._reactor, _startup_problem(failure)))
+
+    async def _start_children(self) -> None:
+        for child in list(self):
+            await maybeDeferred(child.startService)
+
+
+def _startup_problem(failure) -> str:
+    if failure.check(StartupError, ConfigError):
+        return str(failure.value)
+    return f"start-up failed: {failure.getErrorMessage()}"
+
+
+def fail_startup(reactor, problem: str) -> None:
+    """
+    End a start-up that failed once the reactor was running: print one line,
+    stop the reactor, and make the process exit non-zero (twistd itself
+    exits 0 whatever stopped its reactor).
+    """
+    print(f"stompd: {problem}", file=sys.stderr, flush=True)
+
+    def exit_non_zero() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+
+    # atexit runs after twistd has removed its pid file.
+    atexit.register(exit_non_zero)
+    if reactor.running:
+        reactor.stop()
+    else:
+        reactor.callWhenRunning(reactor.stop)
 
 
 def _stop_cleanly_on_sigterm(reactor) -> None:
@@ -131,11 +216,12 @@ def _listen(parent: MultiService, reactor, description: str, source: str, factor
     listening.setServiceParent(parent)
 
 
-def makeService(options: Options, reactor=None) -> MultiService:
+def makeService(options: Options, reactor=None) -> OrderedStartService:
     """
     Build the service tree: the broker first, then one listening service per
-    endpoint (STOMP over TCP, then WebSocket), so that on shutdown listeners
-    stop before the broker.
+    endpoint (STOMP over TCP, then WebSocket). They start in that order, each
+    listener once the broker (its store) is ready; on shutdown listeners stop
+    before the broker.
     """
     if reactor is None:
         from twisted.internet import reactor
@@ -144,7 +230,7 @@ def makeService(options: Options, reactor=None) -> MultiService:
         broker = make_broker(config, reactor)
     except ConfigError as e:
         raise SystemExit(f"stompd: {e}") from None
-    top = MultiService()
+    top = OrderedStartService(reactor)
     broker.setServiceParent(top)
     listeners = [("listen", "--listen", config.listen, StompFactory(broker))]
     for n, listener in enumerate(config.listener):
