@@ -4,9 +4,11 @@
 Usage::
 
     python benchmarks/compare.py --broker stompd=127.0.0.1:61613,ws=15674 \\
-        --broker rabbitmq=127.0.0.1:61623,ws=15684 \\
-        [--scenario all|fanout|wsfanout|queue|queue-visibility|queue-priority|queue-header|latency]
-    python benchmarks/compare.py --start-stompd --broker rabbitmq=127.0.0.1:61623,ws=15684
+        --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
+        [--scenario all|fanout|wsfanout|queue|queue-persistent|queue-visibility|
+                    queue-priority|queue-header|latency]
+    python benchmarks/compare.py --start-stompd --broker rabbitmq=127.0.0.1:61623,ws=15684 \\
+        --broker activemq=127.0.0.1:61633 --scenario queue-persistent
 
 A broker is ``NAME=HOST:PORT``, then optionally ``,ws=PORT`` (its STOMP over
 WebSocket port, on the same host) and ``,ws-path=/PATH`` (default ``/ws``),
@@ -42,7 +44,8 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
-SCENARIOS = ("fanout", "wsfanout", "queue", "queue-visibility", "queue-priority", "queue-header", "latency")
+SCENARIOS = ("fanout", "wsfanout", "queue", "queue-persistent", "queue-visibility",
+             "queue-priority", "queue-header", "latency")
 # Scenarios that need the broker's WebSocket port.
 WS_SCENARIOS = ("wsfanout",)
 
@@ -296,7 +299,14 @@ ROWS = [
     ("wsfanout", "elapsed s", "elapsed_s", "{:.2f}"),
     ("queue", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue", "published msgs/s", "publish_rate", "{:,.0f}"),
+    ("queue", "send to receipt p50 ms", "latency_ms.p50", "{:.1f}"),
+    ("queue", "send to receipt p99 ms", "latency_ms.p99", "{:.1f}"),
     ("queue", "elapsed s", "elapsed_s", "{:.2f}"),
+    ("queue-persistent", "msgs/s end to end", "rate", "{:,.0f}"),
+    ("queue-persistent", "published msgs/s", "publish_rate", "{:,.0f}"),
+    ("queue-persistent", "send to receipt p50 ms", "latency_ms.p50", "{:.1f}"),
+    ("queue-persistent", "send to receipt p99 ms", "latency_ms.p99", "{:.1f}"),
+    ("queue-persistent", "elapsed s", "elapsed_s", "{:.2f}"),
     ("queue-visibility", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-priority", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-header", "msgs/s end to end", "rate", "{:,.0f}"),

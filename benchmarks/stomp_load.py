@@ -11,7 +11,11 @@ Runs four scenarios against one broker and verifies every message:
     ``--ws-port``.
 ``queue``
     Four producers send N messages in all to one queue drained by four
-    consumers (``ack:client-individual``, prefetch, one ACK per message).
+    consumers (``ack:client-individual``, prefetch, one ACK per message);
+    reports throughput and the send-to-receipt latency under that load.
+    Its variants (``queue-persistent``, ``queue-visibility``,
+    ``queue-priority``, ``queue-header``) add one header to every SEND or
+    SUBSCRIBE.
 ``latency``
     One producer paced at a fixed rate (2,000 msg/s) for a fixed time to a
     topic with one subscriber; reports the latency distribution.
@@ -408,6 +412,9 @@ def producer_worker(name, wctx, opts):
         batch = opts["batch"]
         prefix = ("SEND\ndestination:%s\ncontent-length:%d\n"
                   % (opts["destination"], BODY_SIZE)).encode()
+        # queue-persistent: headers every SEND carries.
+        for key, value in opts.get("send_headers", ()):
+            prefix += ("%s:%s\n" % (escape_header(key), escape_header(str(value)))).encode()
         # queue-priority: priorities 0-9 in turn, so that the broker reorders
         # (queue-header: the same bytes under a name the broker ignores).
         header = opts.get("cycled_header")
@@ -685,18 +692,28 @@ def consumer_worker(name, wctx, opts):
         }
         if opts["return_bitmaps"]:
             result["bitmaps"] = [bytes(b) for b in seen]
-        if measure_latency:
-            lat = sorted(latencies)
-            result["latency_ms"] = {
-                "count": len(lat),
-                "p50": percentile(lat, 50) / 1e6, "p90": percentile(lat, 90) / 1e6,
-                "p99": percentile(lat, 99) / 1e6, "p999": percentile(lat, 99.9) / 1e6,
-                "max": (lat[-1] / 1e6) if lat else None,
-                "mean": (sum(lat) / len(lat) / 1e6) if lat else None,
-            }
+        if measure_latency and opts.get("return_latencies"):
+            # Queue consumers: the parent merges the samples of the group
+            # (at most 8 bytes per message, sent once at the end).
+            result["latencies_ns"] = latencies.tobytes()
+        elif measure_latency:
+            result["latency_ms"] = latency_summary(sorted(latencies))
         return result
     finally:
         conn.disconnect()
+
+
+def latency_summary(sorted_ns):
+    """Percentiles, max and mean in ms of sorted latencies in ns (values None if empty)."""
+    def ms(value):
+        return value / 1e6 if value is not None else None
+    return {
+        "count": len(sorted_ns),
+        "p50": ms(percentile(sorted_ns, 50)), "p90": ms(percentile(sorted_ns, 90)),
+        "p99": ms(percentile(sorted_ns, 99)), "p999": ms(percentile(sorted_ns, 99.9)),
+        "max": ms(sorted_ns[-1]) if sorted_ns else None,
+        "mean": ms(sum(sorted_ns) / len(sorted_ns)) if sorted_ns else None,
+    }
 
 
 def percentile(sorted_values, pct):
@@ -886,6 +903,10 @@ def scenario_wsfanout(args, run_id):
 # Variants of the queue scenario: the same load with a work-queue feature
 # in use, to compare against the plain queue in one run.
 QUEUE_VARIANTS = {
+    # Every SEND asks for a persistent message: brokers with a durable store
+    # write it there before confirming (stompd's memory store only carries
+    # the header), which is what the Redis store will be measured by.
+    "queue-persistent": {"send_headers": [("persistent", "true")]},
     # Every consumer subscribes with a visibility timeout long enough never
     # to run out: what the leases themselves cost.
     "queue-visibility": {"subscribe_headers": [("visibility", "60")]},
@@ -910,7 +931,8 @@ def scenario_queue(args, run_id, variant="queue"):
             base, consumer_index=i, destination=destination, ack="client-individual",
             subscribe_headers=options.get("subscribe_headers", []),
             prefetch=args.prefetch, per_producer=counts, expected=total,
-            shared_progress=True, measure_latency=False, return_bitmaps=True,
+            shared_progress=True, measure_latency=True, return_latencies=True,
+            return_bitmaps=True,
             # With a small prefetch the broker stops sending until our ACKs
             # arrive, so sleeping between reads would throttle us, not batch.
             coalesce=base["coalesce"] if args.prefetch >= MIN_PREFETCH_TO_COALESCE else 0.0))
@@ -919,7 +941,8 @@ def scenario_queue(args, run_id, variant="queue"):
     producers = [
         ("prod%d" % i, producer_worker, dict(
             base, producer_id=i, destination=destination, count=counts[i],
-            cycled_header=options.get("cycled_header")))
+            cycled_header=options.get("cycled_header"),
+            send_headers=options.get("send_headers", [])))
         for i in range(args.producers)
     ]
     cons, prods, wall = run_workers(args, consumers, producers)
@@ -943,8 +966,15 @@ def scenario_queue(args, run_id, variant="queue"):
     elapsed = max(last - start, 1) / NS
     publish_elapsed = max(max(p["end_ns"] for p in prods) - start, 1) / NS
     consumed = total - lost
+    # Send to receipt of every message consumed, over all consumers: under
+    # full load this is mostly the time a message waits in the queue.
+    latencies = array.array("q")
+    for c in cons:
+        latencies.frombytes(c["latencies_ns"])
+    latency = latency_summary(sorted(latencies))
     return {
         "scenario": variant, "destination": destination,
+        "send_headers": ["%s:%s" % kv for kv in options.get("send_headers", [])],
         "producers": args.producers, "consumers": args.consumers,
         "prefetch": args.prefetch, "body_bytes": BODY_SIZE,
         "published": sum(p["sent"] for p in prods), "consumed": consumed,
@@ -953,6 +983,7 @@ def scenario_queue(args, run_id, variant="queue"):
         "elapsed_s": round(elapsed, 3), "publish_elapsed_s": round(publish_elapsed, 3),
         "publish_rate": round(sum(p["sent"] for p in prods) / publish_elapsed, 1),
         "rate": round(consumed / elapsed, 1),
+        "latency_ms": {k: (round(v, 3) if v is not None else None) for k, v in latency.items()},
         "wall_s": round(wall, 3),
         "ok": not (lost or dups or corrupt or incomplete),
     }
@@ -994,6 +1025,7 @@ def scenario_latency(args, run_id):
 
 SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
              "queue": scenario_queue,
+             "queue-persistent": lambda args, run_id: scenario_queue(args, run_id, "queue-persistent"),
              "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
              "queue-priority": lambda args, run_id: scenario_queue(args, run_id, "queue-priority"),
              "queue-header": lambda args, run_id: scenario_queue(args, run_id, "queue-header"),
@@ -1027,12 +1059,17 @@ def describe(result):
             result["delivered"], result["elapsed_s"], fmt_rate(result["delivery_rate"]),
             fmt_rate(result["slowest_subscriber_rate"])))
     elif s == "queue" or s in QUEUE_VARIANTS:
-        lines.append(s + ": %d producers -> %d consumers on %s, client-individual, prefetch %d" % (
-            result["producers"], result["consumers"], result["destination"], result["prefetch"]))
+        sends = ", SEND with %s" % " ".join(result["send_headers"]) if result.get("send_headers") else ""
+        lines.append(s + ": %d producers -> %d consumers on %s, client-individual, prefetch %d%s" % (
+            result["producers"], result["consumers"], result["destination"], result["prefetch"],
+            sends))
         lines.append("  published  {:>10,} msgs in {:7.2f} s = {} (until last receipt)".format(
             result["published"], result["publish_elapsed_s"], fmt_rate(result["publish_rate"])))
         lines.append("  consumed   {:>10,} msgs in {:7.2f} s = {} end to end".format(
             result["consumed"], result["elapsed_s"], fmt_rate(result["rate"])))
+        lat = result.get("latency_ms") or {}
+        if lat.get("count"):
+            lines.append("  send to receipt ms: p50 {p50:.3f}  p99 {p99:.3f}  max {max:.3f}".format(**lat))
         lines.append("  per consumer: %s" % ", ".join("{:,}".format(n) for n in result["per_consumer"]))
     elif s == "latency":
         lat = result["latency_ms"]
@@ -1076,8 +1113,9 @@ def failure_banner(result):
 def parse_args(argv):
     """Command-line options."""
     p = argparse.ArgumentParser(
-        description="STOMP 1.2 load generator: fanout, wsfanout (WebSocket), queue and "
-                    "latency scenarios with per-message verification.")
+        description="STOMP 1.2 load generator: fanout, wsfanout (WebSocket), queue (and "
+                    "its variants, e.g. queue-persistent) and latency scenarios with "
+                    "per-message verification.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=61613)
     p.add_argument("--ws-port", type=int, default=None,

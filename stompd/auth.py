@@ -135,7 +135,7 @@ class UsersAuthenticator:
         return checking.addCallback(checked)
 
 
-def create_authenticator(config, reactor) -> UsersAuthenticator:
+def create_authenticator(config, reactor, settings) -> UsersAuthenticator:
     """
     The C{users} entry point of group C{stompd.auth}: the built-in
     authenticator, configured by the C{[auth]} section.

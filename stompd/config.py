@@ -46,12 +46,15 @@ class AuthConfig:
     @ivar guest: accept the built-in user guest/guest.
     @ivar anonymous: accept a CONNECT without C{login}.
     @ivar users_file: a file of C{name:hash} lines (see L{stompd.auth}).
+    @ivar settings: the plugins' own tables (C{[auth.NAME]}), each parsed
+        by its plugin.
     """
 
     backend: str = "users"
     guest: bool = True
     anonymous: bool = False
     users_file: str = ""
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -181,19 +184,27 @@ class ListenerConfig:
 class StorageConfig:
     """
     @ivar backend: the name of an C{stompd.storage} entry point.
+    @ivar settings: the plugins' own tables (C{[storage.redis]} is
+        C{settings["redis"]}), each parsed by its plugin (see
+        L{stompd.plugins}).
     """
 
     backend: str = "memory"
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Config:
     """
     Everything C{twistd stompd} is configured with.
+
+    @ivar node_id: this broker node's name among the nodes sharing a store,
+        in message ids and logs; C{""} for a random one at start.
     """
 
     listen: tuple[str, ...] = ("tcp:61613",)
     listener: tuple[ListenerConfig, ...] = ()
+    node_id: str = ""
     virtual_hosts: tuple[str, ...] = ("/",)
     server_name: str = "stompd"
     shutdown_timeout: float = 10.0
@@ -217,6 +228,8 @@ class Config:
             raise ValueError("connect-timeout and close-timeout must be positive")
         if self.max_subscriptions < 1 or self.max_transactions < 1:
             raise ValueError("max-subscriptions and max-transactions must be at least 1")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{0,64}", self.node_id):
+            raise ValueError("node-id may hold only letters, digits, '.', '_' and '-', at most 64 of them")
 
 
 def _check_type(value, expected, where: str):
@@ -263,10 +276,15 @@ def _build(cls, table: dict, where: str):
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
+    # A section with plugins keeps their tables for them to parse.
+    plugin_tables = {} if "settings" in fields else None
     for key, value in table.items():
         name = key.replace("-", "_")
         place = f"{where}{key}"
-        if name not in fields or "_" in key:
+        if plugin_tables is not None and name not in fields and isinstance(value, dict):
+            plugin_tables[key] = value
+            continue
+        if name not in fields or "_" in key or name == "settings":
             raise ConfigError(f"{place}: unknown key")
         expected = fields[name].type
         item = _tuple_item(expected)
@@ -280,6 +298,8 @@ def _build(cls, table: dict, where: str):
             values[name] = _build(expected, value, f"{place}.")
         else:
             values[name] = _check_type(value, expected, place)
+    if plugin_tables:
+        values["settings"] = plugin_tables
     try:
         return cls(**values)
     except ValueError as e:

@@ -192,14 +192,29 @@ def _stop_cleanly_on_sigterm(reactor) -> None:
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
 
 
+def new_node_id() -> str:
+    """
+    A node id for a broker whose configuration names none: random, so that
+    nodes sharing a store never collide.
+    """
+    return os.urandom(4).hex()
+
+
 def make_broker(config: Config, reactor) -> BrokerService:
     """
     The broker service with the configured store and authenticator.
 
     @raise ConfigError: if a plugin is missing or broken.
     """
-    store = plugins.create(plugins.STORAGE, config.storage.backend, IMessageStore, config, reactor)
-    authenticator = plugins.create(plugins.AUTH, config.auth.backend, IAuthenticator, config, reactor)
+    plugins.check_tables(plugins.STORAGE, config.storage.settings, "storage")
+    plugins.check_tables(plugins.AUTH, config.auth.settings, "auth")
+    storage, auth = config.storage.backend, config.auth.backend
+    store = plugins.create(
+        plugins.STORAGE, storage, IMessageStore, config, reactor, config.storage.settings.get(storage), f"storage.{storage}"
+    )
+    authenticator = plugins.create(
+        plugins.AUTH, auth, IAuthenticator, config, reactor, config.auth.settings.get(auth), f"auth.{auth}"
+    )
     return BrokerService(config, store, authenticator, reactor)
 
 
@@ -226,10 +241,13 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
     if reactor is None:
         from twisted.internet import reactor
     config = options["stompd-config"]
+    if not config.node_id:
+        config = dataclasses.replace(config, node_id=new_node_id())
     try:
         broker = make_broker(config, reactor)
     except ConfigError as e:
-        raise SystemExit(f"stompd: {e}") from None
+        where = f"{options['config']}: " if options.get("config") else ""
+        raise SystemExit(f"stompd: {where}{e}") from None
     top = OrderedStartService(reactor)
     broker.setServiceParent(top)
     listeners = [("listen", "--listen", config.listen, StompFactory(broker))]

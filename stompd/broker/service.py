@@ -22,6 +22,7 @@ class BrokerService(Service):
     The STOMP broker, as a service in the twistd service tree.
 
     @ivar config: the L{Config} it runs with.
+    @ivar node_id: this node's name among the brokers sharing the store.
     @ivar clock: the reactor (or a C{Clock} in tests) for time and timers.
     @ivar sessions: the sessions connected now.
     @ivar dispatch_gate: held by a session while it handles what one read
@@ -36,7 +37,8 @@ class BrokerService(Service):
         self.clock = clock
         self.store = store
         self.authenticator = authenticator
-        self.message_ids = MessageIds()
+        self.node_id = config.node_id or os.urandom(4).hex()
+        self.message_ids = MessageIds(self.node_id)
         self.dispatch_gate = DispatchGate()
         self.sessions: set = set()
         self._closed: dict = {}
@@ -56,6 +58,7 @@ class BrokerService(Service):
         twistd tap turns that into a start-up error.
         """
         Service.startService(self)
+        self.log.info("stompd node {node} starting its store", node=self.node_id)
         return maybeDeferred(self.store.start)
 
     def stopService(self) -> Deferred:

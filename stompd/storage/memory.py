@@ -14,6 +14,7 @@ from zope.interface import implementer
 
 from stompd.broker.message import dead_letter_of
 from stompd.broker.policy import EXPIRED, MAX_DELIVERIES
+from stompd.errors import ConfigError
 from stompd.interfaces import IMessageStore
 
 
@@ -345,8 +346,19 @@ class MemoryStore:
         return succeed(None)
 
 
-def create_store(config, reactor) -> MemoryStore:
+def parse_config(table: dict) -> None:
+    """
+    C{[storage.memory]}: the memory store has no settings.
+    """
+    for key in table:
+        raise ConfigError(f"{key}: unknown key (the memory store has no settings)")
+
+
+def create_store(config, reactor, settings) -> MemoryStore:
     """
     The C{memory} entry point of group C{stompd.storage}.
     """
     return MemoryStore()
+
+
+create_store.parse_config = parse_config

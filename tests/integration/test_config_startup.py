@@ -112,6 +112,9 @@ def test_bad_value(tmp_path, text, words):
         ("[storage]\nbackend = 'nosuch'\n", ("nosuch",)),
         ("[auth]\nbackend = 'nosuch'\n", ("nosuch",)),
         ("[auth]\nusers-file = 'no-such-users'\n", ("no-such-users", "No such file")),
+        ("[storage.memory]\nsize = 3\n", ("broker.toml", "storage.memory.size", "unknown key")),
+        ("[storage.memroy]\n", ("broker.toml", "storage.memroy", "no stompd.storage plugin")),
+        ("node-id = 'a b'\n", ("broker.toml", "node-id")),
     ],
 )
 def test_bad_plugin_or_users_file(tmp_path, text, words):

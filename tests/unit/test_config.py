@@ -49,6 +49,9 @@ def test_values_are_read():
         ("[[listener]]\noci-compat = true\n", "f.toml: listener[0]: endpoint is required"),
         ("[[listener]]\nendpoint = 'tcp:1'\noci = true\n", "f.toml: listener[0].oci: unknown key"),
         ("listener = 'tcp:1'\n", "f.toml: listener: expected an array of tables ([[listener]])"),
+        ("[storage]\nsettings = 1\n", "f.toml: storage.settings: unknown key"),
+        ("[storage]\nredis = 1\n", "f.toml: storage.redis: unknown key"),
+        ("node-id = 'no spaces'\n", "f.toml: top level: node-id may hold only"),
     ],
 )
 def test_errors_name_file_key_and_problem(text, expected):
@@ -68,3 +71,10 @@ def test_listeners_with_options():
 def test_missing_file():
     with pytest.raises(ConfigError, match="nope.toml: cannot read configuration"):
         load_config("nope.toml")
+
+
+def test_plugin_tables_are_kept_for_their_plugins():
+    config = parse_config('node-id = "n1"\n[storage]\nbackend = "redis"\n[storage.redis]\nurl = "redis://h:1/0"\n')
+    assert config.node_id == "n1"
+    assert config.storage.backend == "redis"
+    assert config.storage.settings == {"redis": {"url": "redis://h:1/0"}}
