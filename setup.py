@@ -16,7 +16,9 @@ setup(
     install_requires=[
         "Twisted[tls]>=23.10",
         "autobahn>=23.1",
-        "txredisapi>=1.4.10",
+        # 1.6 reconnects differently from 1.4; the store is written for 1.6.
+        "txredisapi==1.6.0",
+        "msgpack>=1.0",
         "zope.interface>=6.0",
         "service-identity>=23.1",
     ],
@@ -31,7 +33,10 @@ setup(
         ],
     },
     entry_points={
-        "stompd.storage": ["memory = stompd.storage.memory:create_store"],
+        "stompd.storage": [
+            "memory = stompd.storage.memory:create_store",
+            "redis = stompd.storage.redis:create_store",
+        ],
         "stompd.auth": ["users = stompd.auth:create_authenticator"],
     },
     classifiers=[

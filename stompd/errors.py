@@ -47,6 +47,14 @@ class DestinationError(StompError):
     """
 
 
+class StorageError(StompError):
+    """
+    The store could not do what was asked (it is unreachable, or did not
+    answer in time): the client is told, and nothing it sent was
+    confirmed.
+    """
+
+
 class ConfigError(Exception):
     """
     The configuration cannot be used; the message names the file, key and

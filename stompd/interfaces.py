@@ -28,11 +28,14 @@ class IMessageStore(Interface):
     or whose lease ran out and which was delivered again since), so that a
     late answer to an old delivery never touches a newer one.
 
-    Every method but L{watch} returns a L{Deferred}; none may block the
-    reactor. A store may be shared by several brokers (each with its own
-    node id), so a message is handed to at most one consumer at a time
-    across all of them. L{stompd.testing.store_contract} holds every rule
-    below as a test.
+    Every method but the C{watch} ones returns a L{Deferred}; none may
+    block the reactor. A Deferred that cannot do its work (the store is
+    unreachable, or too slow) fails with L{stompd.errors.StorageError}. A
+    store may be shared by several brokers (each with its own node id), so
+    a message is handed to at most one consumer at a time across all of
+    them, and a node that is gone (it stopped renewing its lease) has its
+    deliveries given back by the others. L{stompd.testing.store_contract}
+    holds every rule below as a test.
     """
 
     def start():
@@ -56,8 +59,30 @@ class IMessageStore(Interface):
         C{queue} by the store's own doing rather than by this broker's
         L{enqueue} or L{release} (a message moved to a dead-letter queue;
         for a shared store, another node's work), so that the broker
-        dispatches them. Returns nothing; C{callback} may be called from
-        within any other method, after its change is made.
+        dispatches them. C{callback(None)} means any queue may have work
+        (a lost connection to the store is back). Returns nothing;
+        C{callback} may be called from within any other method, after its
+        change is made.
+        """
+
+    def watch_topics(callback):
+        """
+        Call C{callback(vhost, topic, message)} for every topic message
+        that another broker node sharing the store published (see
+        L{publish}), so that this node delivers it to its own subscribers.
+        A store used by one node only never calls it. Returns nothing.
+        """
+
+    def publish(vhost, topic, message):
+        """
+        Hand a topic message, already delivered to this node's subscribers,
+        to the other nodes sharing the store, which deliver it to theirs
+        (each exactly once). A store for one node does nothing.
+
+        @param vhost: the virtual host's name.
+        @param topic: the topic's name, as subscriptions match it.
+        @return: a Deferred firing once the message is on its way to every
+            node, or failing with L{stompd.errors.StorageError}.
         """
 
     def enqueue(queue, message):

@@ -130,6 +130,15 @@ class Queue:
             lambda failure: self.log.failure("Dispatch from {queue} failed", failure, queue=self.key)
         )
 
+    def work_arrived(self) -> None:
+        """
+        The store says messages may be deliverable, or become so later
+        (another node's delayed message, a dead letter moved in): dispatch,
+        and ask the store again when the next one becomes visible.
+        """
+        self._may_have_later = True
+        self.wake()
+
     def _wake_at(self, when: float) -> None:
         """
         Dispatch again at C{when}, when a message becomes visible.

@@ -46,11 +46,18 @@ class BrokerService(Service):
             name: VirtualHost(name, store, clock, self.message_ids, config.queues, self.dispatch_gate) for name in config.virtual_hosts
         }
         store.watch(self._work_arrived)
+        store.watch_topics(self._topic_arrived)
 
-    def _work_arrived(self, key: str) -> None:
+    def _work_arrived(self, key: str | None) -> None:
         # Store names are unique across virtual hosts (they carry its prefix).
         for vhost in self.vhosts.values():
             vhost.work_arrived(key)
+
+    def _topic_arrived(self, vhost: str, topic: str, message) -> None:
+        # A virtual host this node does not have has no subscribers here.
+        found = self.vhosts.get(vhost)
+        if found is not None:
+            found.topic_arrived(topic, message)
 
     def startService(self) -> Deferred:
         """

@@ -101,7 +101,8 @@ class VirtualHost:
         message = self._message(headers, body, found)
         if found.kind == TOPIC:
             self.topics.publish(found.key, message)
-            return succeed(None)
+            # Other nodes sharing the store deliver it to their subscribers.
+            return self._store.publish(self.name, found.key, message)
         if found.owner is not None and found.key not in self.queues:
             # A reply to a session that has gone: nobody can ever read it.
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
@@ -256,14 +257,26 @@ class VirtualHost:
         if source is not None:
             source.wake()
 
-    def work_arrived(self, key: str) -> None:
+    def work_arrived(self, key: str | None) -> None:
         """
         The store made messages of queue C{key} deliverable (a dead letter
-        moved in): dispatch them if the queue has consumers here.
+        moved in, another node's work; C{None}: any queue may have some):
+        dispatch them if the queue has consumers here.
         """
+        if key is None:
+            for queue in list(self.queues.values()):
+                queue.work_arrived()
+            return
         queue = self.queues.get(key)
         if queue is not None:
-            queue.wake()
+            queue.work_arrived()
+
+    def topic_arrived(self, topic: str, message) -> None:
+        """
+        Another node published C{message} to C{topic}: deliver it to the
+        subscribers here.
+        """
+        self.topics.publish(topic, message)
 
     def delete_queue(self, key: str) -> Deferred:
         """

@@ -9,7 +9,7 @@ when a frame's effect waits on the store, reading from the client pauses
 until it is done.
 """
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -26,6 +26,10 @@ from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
 _CONNECT_COMMANDS = ("CONNECT", "STOMP")
+# SENDs without a receipt whose storing a session does not wait for before
+# reading on (a store over the network answers each after a round trip);
+# past this many, it waits.
+MAX_UNCONFIRMED_SENDS = 256
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 
 
@@ -123,6 +127,8 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
+        # Deferreds of SENDs without a receipt still being stored, oldest first.
+        self._unconfirmed: list[Deferred] = []
         self._reading_paused = False
         self._closing = False
         self._gone = False
@@ -193,7 +199,11 @@ class StompSession:
                 )
             if self.version is None and frame.command not in _CONNECT_COMMANDS:
                 raise ProtocolError("not connected", "The first frame must be CONNECT or STOMP.")
-            result = handler(self, frame)
+            if self._unconfirmed and "receipt" in frame.headers:
+                # A RECEIPT confirms every frame before it: those SENDs too.
+                result = self._after_unconfirmed(handler, frame)
+            else:
+                result = handler(self, frame)
         except Exception:
             self._frame_done(Failure(), frame)
             return
@@ -201,6 +211,38 @@ class StompSession:
             result.addBoth(self._frame_done, frame)
         else:
             self._frame_done(None, frame)
+
+    def _after_unconfirmed(self, handler, frame: Frame) -> Deferred:
+        def stored(_):
+            if self._closing:
+                return None
+            return handler(self, frame)
+
+        return DeferredList(list(self._unconfirmed)).addCallback(stored)
+
+    def _go_on_while_stored(self, storing: Deferred) -> Deferred | None:
+        """
+        A SEND without a receipt: read the next frame while it is stored.
+        The store keeps one session's calls in order, and a later frame
+        with a receipt waits for it (see L{_dispatch}); if storing fails,
+        the client gets an ERROR.
+        """
+        self._unconfirmed.append(storing)
+        storing.addBoth(self._unconfirmed_done, storing)
+        if len(self._unconfirmed) < MAX_UNCONFIRMED_SENDS:
+            return None
+        oldest = Deferred()
+        self._unconfirmed[0].addBoth(lambda _: oldest.callback(None))
+        return oldest
+
+    def _unconfirmed_done(self, outcome, storing: Deferred) -> None:
+        self._unconfirmed.remove(storing)
+        if isinstance(outcome, Failure):
+            if outcome.check(StompError):
+                self._fail(outcome.value)
+            else:
+                self.log.failure("Storing a SEND failed", outcome)
+                self._fail(StompError("internal error", "The broker failed to store a message."))
 
     def _frame_done(self, outcome, frame: Frame) -> None:
         self._busy = False
@@ -436,7 +478,10 @@ class StompSession:
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
-        return self._publish(frame)
+        storing = self._publish(frame)
+        if storing.called or "receipt" in frame.headers:
+            return storing
+        return self._go_on_while_stored(storing)
 
     def _publish(self, frame: Frame) -> Deferred:
         headers = frame.headers

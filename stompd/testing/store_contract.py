@@ -87,6 +87,25 @@ class StoreContract:
         assert got.headers == {"destination": QUEUE, "n": "7", "content-type": "application/octet-stream"}
 
     @pytest_twisted.ensureDeferred
+    async def test_content_comes_back_exactly(self, store):
+        """
+        Bodies are bytes, not text; header values may hold anything a
+        STOMP header can (colons, newlines once unescaped, any Unicode).
+        """
+        headers = {
+            "destination": QUEUE,
+            "colon:name": "a:b:c",
+            "lines": "one\ntwo\r\n",
+            "unicode": "caf\u00e9 \u2603 \U0001f600",
+            "empty": "",
+        }
+        body = bytes(range(256)) + b"\xff\xfe\x00"
+        await store.enqueue(QUEUE, Message("weird:id\n", QUEUE, headers, body))
+        [got] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        assert (got.id, got.body, got.headers) == ("weird:id\n", body, headers)
+        assert list(got.headers) == list(headers)
+
+    @pytest_twisted.ensureDeferred
     async def test_reserve_counts_and_times_deliveries(self, store):
         await store.enqueue(QUEUE, message(1))
         [first] = await store.reserve(QUEUE, 1, 5.0, DEFAULT_POLICY)

@@ -112,9 +112,12 @@ class SlowStore(MemoryStore):
         self.pending.append((d, super().enqueue(queue, message)))
         return d
 
-    def answer(self):
+    def answer(self, failure: Exception | None = None):
         d, result = self.pending.pop(0)
-        result.addCallback(d.callback)
+        if failure is not None:
+            d.errback(failure)
+        else:
+            result.addCallback(d.callback)
 
 
 def test_frames_wait_for_the_store_in_order():
@@ -224,3 +227,53 @@ def test_frames_of_one_read_dispatch_once():
     store.reserves = 0
     consumer.send_bytes(b"".join(b"ACK\nid:" + f.headers["ack"].encode() + b"\n\n\x00" for f in delivered))
     assert store.reserves == 1
+
+
+def test_sends_without_receipt_do_not_wait_for_the_store():
+    store = SlowStore()
+    client = FakeClient(make_broker(store=store))
+    client.connect()
+    for n in range(3):
+        client.send("SEND", {"destination": "/queue/q"}, b"%d" % n)
+    # All three went to the store at once, in order.
+    assert len(store.pending) == 3
+    client.send("SEND", {"destination": "/queue/q", "receipt": "r"}, b"3")
+    # The receipted SEND waits for the three before it, then for itself.
+    assert len(store.pending) == 3
+    for _ in range(3):
+        assert client.frames() == []
+        store.answer()
+    assert len(store.pending) == 1
+    assert client.frames() == []
+    store.answer()
+    [receipt] = client.frames()
+    assert receipt.headers == {"receipt-id": "r"}
+
+
+def test_a_send_not_stored_gets_an_error_and_nothing_later_is_confirmed():
+    from stompd.errors import StorageError
+
+    store = SlowStore()
+    client = FakeClient(make_broker(store=store))
+    client.connect()
+    client.send("SEND", {"destination": "/queue/q"}, b"0")
+    client.send("DISCONNECT", {"receipt": "bye"})
+    store.answer(StorageError("storage unavailable", "Redis did not answer."))
+    [error] = client.frames()
+    assert error.command == "ERROR"
+    assert error.headers["message"] == "storage unavailable"
+    assert client.closed
+
+
+def test_unconfirmed_sends_are_bounded():
+    from stompd.session.session import MAX_UNCONFIRMED_SENDS
+
+    store = SlowStore()
+    client = FakeClient(make_broker(store=store))
+    client.connect()
+    for n in range(MAX_UNCONFIRMED_SENDS + 10):
+        client.send("SEND", {"destination": "/queue/q"}, b"%d" % n)
+    assert len(store.pending) == MAX_UNCONFIRMED_SENDS
+    assert client.transport.producerState == "paused"
+    store.answer()
+    assert len(store.pending) == MAX_UNCONFIRMED_SENDS

@@ -1,0 +1,485 @@
+"""
+The Redis store: queues in Redis, shared by every stompd node that uses the
+same Redis and key prefix, so that they act as one broker.
+
+Each change of more than one command is one Lua script
+(L{stompd.storage.redis_scripts}). Every call has a timeout; a call that
+fails or times out fails with L{StorageError}, which the session turns into
+an ERROR frame, and the connection is made again with back-off (by
+txredisapi). Topic messages and "this queue has work" notices go to the
+other nodes by Redis pub/sub, on a connection of their own.
+
+This is the only module that imports txredisapi. docs/redis.md describes
+the key layout.
+"""
+
+import os
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgpack
+import txredisapi
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from stompd.errors import ConfigError, StorageError
+from stompd.interfaces import IMessageStore
+from stompd.storage import redis_scripts as scripts
+from stompd.storage.codec import pack_content, pack_message, pack_state, unpack_message, unpack_message_packed
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """
+    The C{[storage.redis]} table.
+
+    @ivar url: C{redis://[:password@]host:port/db} or
+        C{unix:///path?db=N[&password=P]}.
+    @ivar key_prefix: starts every key and pub/sub channel name; brokers
+        with different prefixes share a Redis without seeing each other.
+    @ivar sentinels: C{host:port} of Redis Sentinels to ask for the master
+        of C{service}, instead of C{url} (whose password and db still
+        apply).
+    @ivar service: the Sentinel service (master) name.
+    @ivar timeout: seconds any one Redis call may take.
+    @ivar node_lease: seconds a node's lease in Redis lasts unless renewed;
+        when a node's lease lapses, the others give back what it held.
+    """
+
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "stompd:"
+    sentinels: tuple[str, ...] = ()
+    service: str = ""
+    timeout: float = 5.0
+    node_lease: float = 10.0
+
+    @property
+    def address(self) -> dict:
+        """
+        Where to connect: C{host}, C{port} or C{path}, C{db}, C{password}.
+        """
+        return _parse_url(self.url)
+
+
+def _parse_url(url: str) -> dict:
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == "redis":
+        try:
+            port = parts.port or 6379
+        except ValueError:
+            raise ValueError(f"invalid port in {url!r}") from None
+        path = parts.path.strip("/") or "0"
+        if not parts.hostname or not path.isdigit() or parts.query:
+            raise ValueError(f"expected redis://[:password@]host:port/db, not {url!r}")
+        return {"host": parts.hostname, "port": port, "db": int(path), "password": unquote(parts.password or "") or None}
+    if parts.scheme == "unix":
+        db = query.get("db", ["0"])[0]
+        if not parts.path or parts.netloc or not db.isdigit():
+            raise ValueError(f"expected unix:///path/to/redis.sock?db=N, not {url!r}")
+        return {"path": parts.path, "db": int(db), "password": query.get("password", [None])[0]}
+    raise ValueError(f"expected redis://[:password@]host:port/db or unix:///path?db=N, not {url!r}")
+
+
+def parse_config(table: dict) -> RedisSettings:
+    """
+    Check and read C{[storage.redis]}.
+
+    @raise ConfigError: naming the key (C{url: ...}).
+    """
+    types = {"url": str, "key-prefix": str, "sentinels": list, "service": str, "timeout": (int, float), "node-lease": (int, float)}
+    values = {}
+    for key, value in table.items():
+        if key not in types:
+            raise ConfigError(f"{key}: unknown key")
+        if not isinstance(value, types[key]) or isinstance(value, bool):
+            raise ConfigError(f"{key}: wrong type {type(value).__name__}: {value!r}")
+        values[key.replace("-", "_")] = value
+    settings = RedisSettings(**{**values, "sentinels": tuple(values.get("sentinels", ()))})
+    try:
+        settings.address
+    except ValueError as e:
+        raise ConfigError(f"url: {e}") from None
+    if not settings.key_prefix:
+        raise ConfigError("key-prefix: must not be empty")
+    if settings.timeout <= 0:
+        raise ConfigError(f"timeout: must be positive, not {settings.timeout!r}")
+    if settings.node_lease < 3 * settings.timeout / 5 or settings.node_lease <= 0:
+        # Renewed every third of it: a renewal must fit in that time.
+        raise ConfigError(f"node-lease: must be positive and at least 0.6 times timeout, not {settings.node_lease!r}")
+    for sentinel in settings.sentinels:
+        host, _, port = sentinel.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"sentinels: expected 'host:port', not {sentinel!r}")
+    if settings.sentinels and not settings.service:
+        raise ConfigError("service: required with sentinels")
+    return settings
+
+
+def _bytes(value) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode()
+
+
+def _pairs(deliveries) -> list[bytes]:
+    args = []
+    for message_id, count in deliveries:
+        args.append(message_id.encode())
+        args.append(b"%d" % count)
+    return args
+
+
+def _policy(policy) -> bytes:
+    dead = policy.dead_letter
+    return msgpack.packb(
+        [
+            False if policy.lease is None else float(policy.lease),
+            policy.max_deliveries,
+            False if dead is None else dead.key,
+            False if dead is None else dead.destination,
+            policy.dead_letter_expired,
+            False if policy.channel is None else policy.channel,
+        ],
+        use_bin_type=False,
+    )
+
+
+class _Protocol(txredisapi.RedisProtocol):
+    """
+    txredisapi's protocol, without Nagle's delay: commands are small and a
+    store call waits for each answer.
+    """
+
+    def connectionMade(self):
+        self.transport.setTcpNoDelay(True) if hasattr(self.transport, "setTcpNoDelay") else None
+        return super().connectionMade()
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    """
+    The pub/sub connection: subscribes to the store's channels each time it
+    connects, and hands what arrives to the store.
+    """
+
+    store = None
+
+    def connectionMade(self):
+        ready = super().connectionMade()
+        ready.addCallback(lambda _: self.subscribe(self.factory.channels))
+        ready.addCallback(lambda _: self.factory.store._subscribed())
+        ready.addErrback(lambda failure: self.factory.store.log.failure("Redis subscribe failed", failure))
+        return ready
+
+    def messageReceived(self, pattern, channel, message):
+        self.factory.store._received(channel, message)
+
+
+@implementer(IMessageStore)
+class RedisStore:
+    """
+    Queues in Redis; see the module docstring.
+
+    @ivar node: this node's id, in every delivery it holds.
+    """
+
+    log = Logger()
+
+    def __init__(self, settings: RedisSettings, node: str, reactor) -> None:
+        self.settings = settings
+        self.node = node
+        self._reactor = reactor
+        self._prefix = settings.key_prefix
+        self._prefix_bytes = self._prefix.encode()
+        self._node_bytes = node.encode()
+        self._timeout = settings.timeout
+        self._work_channel = self._prefix_bytes + b"work"
+        self._topic_channel = self._prefix_bytes + b"topic"
+        self._watchers: list = []
+        self._topic_watchers: list = []
+        self._redis = None
+        self._subscriber_factory = None
+        self._renewing = None
+        self._reaping = None
+        self._ever_subscribed = False
+
+    # Connections
+
+    def _factory(self, protocol):
+        address = self.settings.address
+        factory = txredisapi.RedisFactory(
+            None, address["db"], 1, isLazy=True, charset=None, password=address["password"], replyTimeout=self._timeout
+        )
+        factory.protocol = protocol
+        return factory
+
+    def _endpoint(self):
+        address = self.settings.address
+        if "path" in address:
+            return UNIXClientEndpoint(self._reactor, address["path"], timeout=self._timeout)
+        return TCP4ClientEndpoint(self._reactor, address["host"], address["port"], timeout=self._timeout)
+
+    def _connect(self) -> None:
+        if self.settings.sentinels:
+            sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.settings.sentinels)]
+            address = self.settings.address
+            options = {"charset": None, "password": address["password"], "replyTimeout": self._timeout}
+            self._sentinel = txredisapi.Sentinel(sentinels, **options)
+            self._redis = self._sentinel.master_for(self.settings.service, dbid=address["db"], **options)
+            subscriber = _sentinel_subscriber_factory()
+            self._subscriber_factory = self._sentinel.master_for(
+                self.settings.service, factory_class=subscriber, dbid=address["db"], **options
+            )._factory
+        else:
+            main = self._factory(_Protocol)
+            main.startConnecting(self._endpoint())
+            self._redis = main.handler
+            self._subscriber_factory = self._factory(_Subscriber)
+            self._subscriber_factory.startConnecting(self._endpoint())
+        self._subscriber_factory.store = self
+        self._subscriber_factory.channels = [self._work_channel, self._topic_channel]
+
+    def _call(self, method: str, *args) -> Deferred:
+        """
+        One Redis command through the shared connection, within the timeout.
+        Commands of one node go in the order they are made, on one
+        connection, so a SEND stored after another is stored after it.
+        """
+        try:
+            called = getattr(self._redis, method)(*args)
+        except Exception as e:
+            return Deferred.fromCoroutine(_raise(StorageError("storage unavailable", f"Redis: {e}")))
+        called.addTimeout(self._timeout, self._reactor)
+        return called.addErrback(self._failed, method)
+
+    def _failed(self, failure, method: str):
+        if failure.check(CancelledError, txredisapi.TimeoutError):
+            raise StorageError("storage unavailable", f"Redis did not answer {method} within {self._timeout} s.")
+        if failure.check(txredisapi.ResponseError):
+            # Redis refused the command: a bug here, not an outage.
+            return failure
+        if failure.check(txredisapi.RedisError, ConnectionError, OSError):
+            raise StorageError("storage unavailable", f"Redis {method} failed: {failure.getErrorMessage()}")
+        return failure
+
+    def _script(self, source: str, queue: str, *args) -> Deferred:
+        base = f"{self._prefix}q:{{{queue}}}".encode()
+        return self._call("eval", source, [base], [self._prefix_bytes, queue.encode(), self._node_bytes, *args])
+
+    def _announce(self, moved) -> None:
+        for queue in moved:
+            name = queue.decode()
+            for callback in self._watchers:
+                callback(name)
+
+    # Starting and stopping
+
+    async def _start(self) -> None:
+        self._connect()
+        where = self.settings.url if not self.settings.sentinels else f"Sentinel {self.settings.service}"
+        try:
+            await self._call("ping")
+        except StorageError as e:
+            await self._disconnect()
+            raise ConfigError(f"storage.redis: cannot reach Redis at {where}: {e.detail}") from None
+        await self._take_node_lease()
+        lease = self.settings.node_lease
+        self._renewing = LoopingCall(self._renew)
+        self._renewing.clock = self._reactor
+        self._renewing.start(lease / 3, now=False).addErrback(lambda f: self.log.failure("Node lease renewal", f))
+        self._reaping = LoopingCall(self._reap_gone_nodes)
+        self._reaping.clock = self._reactor
+        self._reaping.start(lease / 2, now=True).addErrback(lambda f: self.log.failure("Reaping nodes", f))
+        self.log.info("Redis store at {where}, key prefix {prefix!r}, node {node}", where=where, prefix=self._prefix, node=self.node)
+
+    def start(self):
+        return Deferred.fromCoroutine(self._start())
+
+    async def _stop(self) -> None:
+        for loop in (self._renewing, self._reaping):
+            if loop is not None and loop.running:
+                loop.stop()
+        try:
+            # A node that stops gives back what it still holds at once.
+            await self._reap(self.node)
+            await self._call("delete", self._node_key(self.node))
+            await self._call("srem", self._prefix_bytes + b"nodes", self._node_bytes)
+        except StorageError as e:
+            self.log.warn("Could not give back this node's deliveries: {problem}", problem=e.detail)
+        await self._disconnect()
+
+    def stop(self):
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _disconnect(self) -> None:
+        for factory in (getattr(self._redis, "_factory", None), self._subscriber_factory):
+            if factory is not None:
+                try:
+                    await factory.disconnect()
+                except Exception:
+                    pass
+
+    # Node leases
+
+    def _node_key(self, node: str) -> bytes:
+        return f"{self._prefix}node:{node}".encode()
+
+    async def _take_node_lease(self) -> None:
+        """
+        Take this node's lease. A lease under this node's id still held is a
+        node of that id that crashed (wait for its lease to lapse, then
+        take back what it held) or one still running (which keeps renewing
+        it: refuse to start).
+        """
+        lease_ms = int(self.settings.node_lease * 1000)
+        deadline = self._reactor.seconds() + self.settings.node_lease * 1.5
+        while not await self._call("set", self._node_key(self.node), b"alive", None, lease_ms, True):
+            if self._reactor.seconds() > deadline:
+                raise ConfigError(f"node-id: {self.node!r} is in use by a running stompd node on this Redis")
+            await _sleep(self._reactor, min(0.5, self.settings.node_lease / 4))
+        await self._reap(self.node)
+        await self._call("sadd", self._prefix_bytes + b"nodes", self._node_bytes)
+
+    async def _renew(self) -> None:
+        try:
+            await self._call("pexpire", self._node_key(self.node), int(self.settings.node_lease * 1000))
+        except StorageError as e:
+            self.log.warn("Node lease not renewed: {problem}", problem=e.detail)
+
+    async def _reap(self, node: str) -> None:
+        """
+        Give back every delivery C{node} holds, in every queue.
+        """
+        holdings = f"{self._prefix}node:{node}:queues".encode()
+        for queue in await self._call("smembers", holdings):
+            self._announce((await self._script(scripts.REAP_NODE, queue.decode(), node.encode()))[0])
+        await self._call("delete", holdings)
+
+    async def _reap_gone_nodes(self) -> None:
+        try:
+            for node in await self._call("smembers", self._prefix_bytes + b"nodes"):
+                name = node.decode()
+                if name != self.node and not await self._call("exists", self._node_key(name)):
+                    self.log.info("Node {node} is gone; its deliveries come back", node=name)
+                    await self._reap(name)
+                    await self._call("srem", self._prefix_bytes + b"nodes", node)
+        except StorageError as e:
+            self.log.warn("Could not check other nodes: {problem}", problem=e.detail)
+
+    # Pub/sub
+
+    def _subscribed(self) -> None:
+        if self._ever_subscribed:
+            # Back after losing Redis: what came meanwhile was missed.
+            self.log.info("Redis connection back")
+            for callback in self._watchers:
+                callback(None)
+        self._ever_subscribed = True
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        try:
+            if channel == self._work_channel:
+                node, _, queue = data.partition(b" ")
+                if node != self._node_bytes:
+                    name = queue.decode()
+                    for callback in self._watchers:
+                        callback(name)
+            elif channel == self._topic_channel:
+                node, vhost, topic, packed = msgpack.unpackb(data, raw=True)
+                if node != self._node_bytes:
+                    message = unpack_message_packed(packed)
+                    for callback in self._topic_watchers:
+                        callback(vhost.decode(), topic.decode(), message)
+        except Exception:
+            self.log.failure("Bad pub/sub message on {channel}", channel=channel)
+
+    # IMessageStore
+
+    def watch(self, callback) -> None:
+        self._watchers.append(callback)
+
+    def watch_topics(self, callback) -> None:
+        self._topic_watchers.append(callback)
+
+    def publish(self, vhost, topic, message):
+        data = msgpack.packb([self._node_bytes, vhost.encode(), topic.encode(), pack_message(message)], use_bin_type=True)
+        return self._call("publish", self._topic_channel, data)
+
+    def enqueue(self, queue, message):
+        return self._script(scripts.ENQUEUE, queue, message.id.encode(), pack_content(message), pack_state(message))
+
+    def reserve(self, queue, limit, now, policy):
+        reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))
+        return reserving.addCallback(self._reserved)
+
+    def _reserved(self, reply) -> list:
+        moved, taken = reply
+        self._announce(moved)
+        return [unpack_message(taken[n], taken[n + 1]) for n in range(0, len(taken), 2)]
+
+    def _moved(self, reply) -> int:
+        moved, settled = reply
+        self._announce(moved)
+        return settled
+
+    def ack(self, queue, deliveries):
+        if not deliveries:
+            return succeed(0)
+        return self._script(scripts.ACK, queue, *_pairs(deliveries))
+
+    def release(self, queue, deliveries, visible_at):
+        if not deliveries:
+            return succeed(0)
+        when = b"" if visible_at is None else _bytes(float(visible_at))
+        return self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved)
+
+    def unreserve(self, queue, deliveries):
+        if not deliveries:
+            return succeed(0)
+        return self._script(scripts.UNRESERVE, queue, *_pairs(deliveries))
+
+    def dead_letter(self, queue, deliveries, reason):
+        if not deliveries:
+            return succeed(0)
+        return self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)).addCallback(self._moved)
+
+    def next_visible_at(self, queue):
+        return self._script(scripts.NEXT_VISIBLE_AT, queue).addCallback(lambda when: None if when is None else float(when))
+
+    def depth(self, queue):
+        return self._script(scripts.DEPTH, queue)
+
+    def delete(self, queue):
+        return self._script(scripts.DELETE, queue).addCallback(lambda _: None)
+
+
+async def _raise(error: Exception):
+    raise error
+
+
+def _sleep(reactor, seconds: float) -> Deferred:
+    waiting = Deferred()
+    reactor.callLater(seconds, waiting.callback, None)
+    return waiting
+
+
+def _sentinel_subscriber_factory():
+    class SentinelSubscriberFactory(txredisapi.SentinelConnectionFactory):
+        protocol = type("SentinelSubscriber", (_Subscriber, txredisapi.SentinelRedisProtocol), {})
+
+    return SentinelSubscriberFactory
+
+
+def create_store(config, reactor, settings: RedisSettings) -> RedisStore:
+    """
+    The C{redis} entry point of group C{stompd.storage}.
+    """
+    return RedisStore(settings, config.node_id or os.urandom(4).hex(), reactor)
+
+
+create_store.parse_config = parse_config

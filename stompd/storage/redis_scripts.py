@@ -1,0 +1,407 @@
+"""
+The Lua scripts of the Redis store: each change that takes more than one
+Redis command is one script, so it happens whole or not at all, and no
+other node sees it half done.
+
+Every script gets the queue's base key as C{KEYS[1]}
+(C{<prefix>q:{<queue>}}: the braces make it a Redis Cluster hash tag) and
+derives the queue's other keys from it, so all of a queue's keys share one
+slot. C{ARGV[1]} is the key prefix, C{ARGV[2]} the queue's name and
+C{ARGV[3]} the calling node's id; the rest is per script. docs/redis.md
+describes the key layout and what each script keeps true.
+
+Times are broker-clock seconds, passed in exactly (Python's C{repr} of a
+float) and returned as strings, because Redis turns a Lua number in a reply
+into an integer.
+"""
+
+# Shared by every script: key names, the ready set's order, moving messages
+# between ready, delayed, in flight and the dead-letter queue.
+_PRELUDE = r"""
+local prefix, qname, node = ARGV[1], ARGV[2], ARGV[3]
+local base = KEYS[1]
+-- 2^40: priorities are bands of this width in the ready set's scores, and
+-- the sequence orders messages within one.
+local BAND = 1099511627776
+-- state fields (see stompd.storage.codec)
+local SEQ, PRIO, CHAN, EXPIRES, COUNT, FIRST, LAST = 1, 2, 3, 4, 5, 6, 7
+-- in-flight fields
+local F_COUNT, F_LEASE, F_NODE, F_PREV_LAST, F_MAX, F_DLQ, F_DLQ_DEST, F_DLE = 1, 2, 3, 4, 5, 6, 7, 8
+
+local moved = {}    -- dead-letter queues that got messages: told to this node
+local notify = {}   -- queues that got deliverable messages: told to every node
+
+local function key(b, part) return b .. ':' .. part end
+local function base_of(name) return prefix .. 'q:{' .. name .. '}' end
+
+local function score(state) return (9 - state[PRIO]) * BAND + state[SEQ] end
+
+local function get_state(b, id)
+  local packed = redis.call('HGET', key(b, 'state'), id)
+  if not packed then return nil end
+  return cmsgpack.unpack(packed)
+end
+
+local function put_state(b, id, state)
+  redis.call('HSET', key(b, 'state'), id, cmsgpack.pack(state))
+end
+
+local function ready_add(b, name, id, state)
+  local s = score(state)
+  redis.call('ZADD', key(b, 'ready'), s, id)
+  local became = redis.call('ZCARD', key(b, 'ready')) == 1
+  local channel = state[CHAN]
+  if channel then
+    local lane = key(b, 'ch:' .. channel)
+    redis.call('ZADD', lane, s, id)
+    redis.call('SADD', key(b, 'channels'), channel)
+    if redis.call('ZCARD', lane) == 1 then became = true end
+  end
+  if became then notify[name] = true end
+end
+
+local function ready_remove(b, id, state)
+  redis.call('ZREM', key(b, 'ready'), id)
+  local channel = state[CHAN]
+  if channel then
+    local lane = key(b, 'ch:' .. channel)
+    redis.call('ZREM', lane, id)
+    if redis.call('ZCARD', lane) == 0 then redis.call('SREM', key(b, 'channels'), channel) end
+  end
+end
+
+local function forget(b, id)
+  redis.call('HDEL', key(b, 'content'), id)
+  redis.call('HDEL', key(b, 'state'), id)
+end
+
+local function end_flight(b, id, flight)
+  redis.call('HDEL', key(b, 'flight'), id)
+  redis.call('ZREM', key(b, 'leases'), id)
+  redis.call('SREM', key(b, 'node:' .. flight[F_NODE]), id)
+end
+
+local function set_header(flat, name, value)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then
+      flat[i + 1] = value
+      return
+    end
+  end
+  flat[#flat + 1] = name
+  flat[#flat + 1] = value
+end
+
+local function millis(t) return string.format('%d', math.floor(t * 1000)) end
+
+-- Move message id of queue b to dead-letter queue dlq (or drop it): the
+-- copy is built as stompd.broker.message.dead_letter_of builds it, and the
+-- store contract suite holds both to the same headers.
+local function bury(b, id, state, dlq, dlq_dest, reason)
+  local content = redis.call('HGET', key(b, 'content'), id)
+  forget(b, id)
+  if not dlq or not content then return end
+  local message = cmsgpack.unpack(content)
+  local flat = {}
+  local old = message[3]
+  for i = 1, #old, 2 do
+    local name = old[i]
+    if name ~= 'expires' and name ~= 'expiration' and name ~= 'ttl' then
+      flat[#flat + 1] = name
+      flat[#flat + 1] = old[i + 1]
+    end
+  end
+  set_header(flat, 'destination', dlq_dest)
+  set_header(flat, 'original-destination', message[2])
+  set_header(flat, 'original-message-id', message[1])
+  set_header(flat, 'dead-letter-reason', reason)
+  set_header(flat, 'original-delivery-count', tostring(state[COUNT]))
+  if state[FIRST] then
+    set_header(flat, 'first-delivered-at', millis(state[FIRST]))
+    set_header(flat, 'last-delivered-at', millis(state[LAST]))
+  end
+  local dead_id = message[1] .. '-dl'
+  local db = base_of(dlq)
+  local dead_state = {redis.call('INCR', key(db, 'seq')), state[PRIO], state[CHAN], false, 0, false, false, false}
+  redis.call('HSET', key(db, 'content'), dead_id, cmsgpack.pack({dead_id, dlq_dest, flat, message[4]}))
+  put_state(db, dead_id, dead_state)
+  ready_add(db, dlq, dead_id, dead_state)
+  moved[dlq] = true
+  notify[dlq] = true
+end
+
+-- A delivery ended without an ACK: the message is ready again (or from
+-- visible_at), unless it was delivered as often as its policy allows.
+local function come_back(b, name, id, flight, visible_at)
+  end_flight(b, id, flight)
+  local state = get_state(b, id)
+  if not state then return end
+  if flight[F_MAX] > 0 and state[COUNT] >= flight[F_MAX] then
+    bury(b, id, state, flight[F_DLQ], flight[F_DLQ_DEST], 'max-deliveries')
+  elseif visible_at then
+    redis.call('ZADD', key(b, 'delayed'), visible_at, id)
+    notify[name] = true
+  else
+    ready_add(b, name, id, state)
+  end
+end
+
+-- The current in-flight record of delivery (id, count), or nil.
+local function current(b, id, count)
+  local packed = redis.call('HGET', key(b, 'flight'), id)
+  if not packed then return nil end
+  local flight = cmsgpack.unpack(packed)
+  if flight[F_COUNT] ~= count then return nil end
+  return flight
+end
+
+local function keys_of(set)
+  local list = {}
+  for name in pairs(set) do list[#list + 1] = name end
+  return list
+end
+
+-- Tell every node (this one skips its own) which queues have work, and
+-- return the dead-letter queues this node must be told of itself.
+local function finish()
+  for name in pairs(notify) do
+    redis.call('PUBLISH', prefix .. 'work', node .. ' ' .. name)
+  end
+  return keys_of(moved)
+end
+"""
+
+ENQUEUE = (
+    _PRELUDE
+    + r"""
+-- ARGV[4] id, ARGV[5] content, ARGV[6] state (its sequence is set here)
+local id = ARGV[4]
+local state = cmsgpack.unpack(ARGV[6])
+state[SEQ] = redis.call('INCR', key(base, 'seq'))
+redis.call('HSET', key(base, 'content'), id, ARGV[5])
+put_state(base, id, state)
+local visible_at = state[8]
+if visible_at then
+  redis.call('ZADD', key(base, 'delayed'), visible_at, id)
+  notify[qname] = true
+else
+  ready_add(base, qname, id, state)
+end
+finish()
+return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
+"""
+)
+
+RESERVE = (
+    _PRELUDE
+    + r"""
+-- ARGV[4] limit, ARGV[5] now, ARGV[6] policy:
+-- [lease, max_deliveries, dlq, dlq destination, dead-letter expired, channel]
+local limit, now = tonumber(ARGV[4]), tonumber(ARGV[5])
+local policy = cmsgpack.unpack(ARGV[6])
+local lease, max_deliveries, dlq, dlq_dest, dead_letter_expired, channel =
+  policy[1], policy[2], policy[3], policy[4], policy[5], policy[6]
+
+-- What time did: leases that ran out end, delayed messages become ready.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', key(base, 'leases'), '-inf', now)) do
+  local packed = redis.call('HGET', key(base, 'flight'), id)
+  if packed then
+    come_back(base, qname, id, cmsgpack.unpack(packed), nil)
+  else
+    redis.call('ZREM', key(base, 'leases'), id)
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', key(base, 'delayed'), '-inf', now)) do
+  redis.call('ZREM', key(base, 'delayed'), id)
+  local state = get_state(base, id)
+  if state then ready_add(base, qname, id, state) end
+end
+
+-- The next candidates, in delivery order, that the channel filter reads.
+local function candidates(wanted)
+  if not channel then
+    return redis.call('ZRANGE', key(base, 'ready'), 0, wanted - 1)
+  end
+  if string.sub(channel, -1) ~= '*' then
+    return redis.call('ZRANGE', key(base, 'ch:' .. channel), 0, wanted - 1)
+  end
+  local stem = string.sub(channel, 1, -2)
+  local found = {}
+  for _, name in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
+    if string.sub(name, 1, #stem) == stem then
+      local entries = redis.call('ZRANGE', key(base, 'ch:' .. name), 0, wanted - 1, 'WITHSCORES')
+      for i = 1, #entries, 2 do found[#found + 1] = {tonumber(entries[i + 1]), entries[i]} end
+    end
+  end
+  table.sort(found, function(a, b) return a[1] < b[1] end)
+  local ids = {}
+  for i = 1, math.min(wanted, #found) do ids[i] = found[i][2] end
+  return ids
+end
+
+local taken = {}
+local lease_until = false
+if lease then lease_until = now + lease end
+while #taken < limit do
+  local ids = candidates(limit - #taken)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local state = get_state(base, id)
+    ready_remove(base, id, state)
+    if state[EXPIRES] and state[EXPIRES] <= now then
+      if dead_letter_expired then
+        bury(base, id, state, dlq, dlq_dest, 'expired')
+      else
+        forget(base, id)
+      end
+    elseif max_deliveries > 0 and state[COUNT] >= max_deliveries then
+      bury(base, id, state, dlq, dlq_dest, 'max-deliveries')
+    else
+      local previous_last = state[LAST]
+      state[COUNT] = state[COUNT] + 1
+      state[LAST] = now
+      if not state[FIRST] then state[FIRST] = now end
+      put_state(base, id, state)
+      redis.call('HSET', key(base, 'flight'), id, cmsgpack.pack(
+        {state[COUNT], lease_until, node, previous_last, max_deliveries, dlq, dlq_dest, dead_letter_expired}))
+      if lease_until then redis.call('ZADD', key(base, 'leases'), lease_until, id) end
+      redis.call('SADD', key(base, 'node:' .. node), id)
+      taken[#taken + 1] = redis.call('HGET', key(base, 'content'), id)
+      taken[#taken + 1] = cmsgpack.pack(state)
+    end
+  end
+end
+if #taken > 0 then
+  redis.call('SADD', key(base, 'nodes'), node)
+  redis.call('SADD', prefix .. 'node:' .. node .. ':queues', qname)
+end
+return {finish(), taken}
+"""
+)
+
+# ARGV[4..]: id, count pairs of the deliveries to settle.
+_DELIVERIES = r"""
+local function each_current(first, action)
+  local settled = 0
+  for i = first, #ARGV, 2 do
+    local id = ARGV[i]
+    local flight = current(base, id, tonumber(ARGV[i + 1]))
+    if flight then
+      action(id, flight)
+      settled = settled + 1
+    end
+  end
+  return settled
+end
+"""
+
+ACK = (
+    _PRELUDE
+    + _DELIVERIES
+    + r"""
+return each_current(4, function(id, flight)
+  end_flight(base, id, flight)
+  forget(base, id)
+end)
+"""
+)
+
+RELEASE = (
+    _PRELUDE
+    + _DELIVERIES
+    + r"""
+-- ARGV[4] visible_at or ''
+local visible_at = tonumber(ARGV[4])
+local settled = each_current(5, function(id, flight)
+  come_back(base, qname, id, flight, visible_at)
+end)
+return {finish(), settled}
+"""
+)
+
+UNRESERVE = (
+    _PRELUDE
+    + _DELIVERIES
+    + r"""
+local settled = each_current(4, function(id, flight)
+  end_flight(base, id, flight)
+  local state = get_state(base, id)
+  state[COUNT] = state[COUNT] - 1
+  state[LAST] = flight[F_PREV_LAST]
+  if state[COUNT] == 0 then state[FIRST] = false end
+  put_state(base, id, state)
+  ready_add(base, qname, id, state)
+end)
+finish()
+return settled
+"""
+)
+
+DEAD_LETTER = (
+    _PRELUDE
+    + _DELIVERIES
+    + r"""
+-- ARGV[4] reason
+local reason = ARGV[4]
+local settled = each_current(5, function(id, flight)
+  end_flight(base, id, flight)
+  bury(base, id, get_state(base, id), flight[F_DLQ], flight[F_DLQ_DEST], reason)
+end)
+return {finish(), settled}
+"""
+)
+
+NEXT_VISIBLE_AT = (
+    _PRELUDE
+    + r"""
+local times = {}
+for _, set in ipairs({'leases', 'delayed'}) do
+  local first = redis.call('ZRANGE', key(base, set), 0, 0, 'WITHSCORES')
+  if #first > 0 then times[#times + 1] = tonumber(first[2]) end
+end
+if #times == 0 then return false end
+return string.format('%.17g', math.min(unpack(times)))
+"""
+)
+
+DELETE = (
+    _PRELUDE
+    + r"""
+for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
+  redis.call('DEL', key(base, 'ch:' .. channel))
+end
+for _, holder in ipairs(redis.call('SMEMBERS', key(base, 'nodes'))) do
+  redis.call('DEL', key(base, 'node:' .. holder))
+end
+for _, part in ipairs({'content', 'state', 'ready', 'delayed', 'flight', 'leases', 'seq', 'channels', 'nodes'}) do
+  redis.call('DEL', key(base, part))
+end
+return 0
+"""
+)
+
+# ARGV[4]: the node whose deliveries in this queue end (it is gone).
+REAP_NODE = (
+    _PRELUDE
+    + r"""
+local gone = ARGV[4]
+local holding = key(base, 'node:' .. gone)
+for _, id in ipairs(redis.call('SMEMBERS', holding)) do
+  local packed = redis.call('HGET', key(base, 'flight'), id)
+  if packed then
+    local flight = cmsgpack.unpack(packed)
+    if flight[F_NODE] == gone then come_back(base, qname, id, flight, nil) end
+  end
+end
+redis.call('DEL', holding)
+redis.call('SREM', key(base, 'nodes'), gone)
+return {finish(), 0}
+"""
+)
+
+DEPTH = (
+    _PRELUDE
+    + r"""
+return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
+"""
+)
