@@ -38,6 +38,11 @@ class IMessageStore(Interface):
     holds every rule below as a test.
     """
 
+    shared = Attribute(
+        "True if other broker nodes may use the same store (queues, then, "
+        "may have consumers this node does not know of)."
+    )
+
     def start():
         """
         Open connections or load state.

@@ -103,8 +103,9 @@ class VirtualHost:
             self.topics.publish(found.key, message)
             # Other nodes sharing the store deliver it to their subscribers.
             return self._store.publish(self.name, found.key, message)
-        if found.owner is not None and found.key not in self.queues:
+        if found.owner is not None and found.key not in self.queues and not self._store.shared:
             # A reply to a session that has gone: nobody can ever read it.
+            # (With a shared store the session may be on another node.)
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
             return succeed(None)
         return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message))

@@ -126,6 +126,8 @@ class MemoryStore:
     Queues kept in a dict, for a single broker node.
     """
 
+    shared = False
+
     def __init__(self) -> None:
         self._queues: dict[str, _StoredQueue] = {}
         self._sequence = itertools.count()

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgpack
 import txredisapi
 from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import TimeoutError as CallTimedOut
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -189,6 +190,7 @@ class RedisStore:
     """
 
     log = Logger()
+    shared = True
 
     def __init__(self, settings: RedisSettings, node: str, reactor) -> None:
         self.settings = settings
@@ -258,7 +260,7 @@ class RedisStore:
         return called.addErrback(self._failed, method)
 
     def _failed(self, failure, method: str):
-        if failure.check(CancelledError, txredisapi.TimeoutError):
+        if failure.check(CallTimedOut, CancelledError, txredisapi.TimeoutError):
             raise StorageError("storage unavailable", f"Redis did not answer {method} within {self._timeout} s.")
         if failure.check(txredisapi.ResponseError):
             # Redis refused the command: a bug here, not an outage.
@@ -289,10 +291,10 @@ class RedisStore:
             raise ConfigError(f"storage.redis: cannot reach Redis at {where}: {e.detail}") from None
         await self._take_node_lease()
         lease = self.settings.node_lease
-        self._renewing = LoopingCall(self._renew)
+        self._renewing = LoopingCall(lambda: Deferred.fromCoroutine(self._renew()))
         self._renewing.clock = self._reactor
         self._renewing.start(lease / 3, now=False).addErrback(lambda f: self.log.failure("Node lease renewal", f))
-        self._reaping = LoopingCall(self._reap_gone_nodes)
+        self._reaping = LoopingCall(lambda: Deferred.fromCoroutine(self._reap_gone_nodes()))
         self._reaping.clock = self._reactor
         self._reaping.start(lease / 2, now=True).addErrback(lambda f: self.log.failure("Reaping nodes", f))
         self.log.info("Redis store at {where}, key prefix {prefix!r}, node {node}", where=where, prefix=self._prefix, node=self.node)
@@ -347,7 +349,13 @@ class RedisStore:
 
     async def _renew(self) -> None:
         try:
-            await self._call("pexpire", self._node_key(self.node), int(self.settings.node_lease * 1000))
+            lease_ms = b"%d" % (self.settings.node_lease * 1000)
+            # txredisapi has no pexpire().
+            if not await self._call("execute_command", b"PEXPIRE", self._node_key(self.node), lease_ms):
+                # Lapsed meanwhile (Redis was away longer than the lease):
+                # the others may have given back what this node held.
+                self.log.warn("Node lease of {node} had lapsed; taken again", node=self.node)
+                await self._call("set", self._node_key(self.node), b"alive", None, int(lease_ms), False)
         except StorageError as e:
             self.log.warn("Node lease not renewed: {problem}", problem=e.detail)
 
@@ -357,7 +365,10 @@ class RedisStore:
         """
         holdings = f"{self._prefix}node:{node}:queues".encode()
         for queue in await self._call("smembers", holdings):
-            self._announce((await self._script(scripts.REAP_NODE, queue.decode(), node.encode()))[0])
+            moved, _ = await self._script(scripts.REAP_NODE, queue.decode(), node.encode())
+            # The messages came back by the store's doing: this node's
+            # consumers are told as well as the others'.
+            self._announce([queue, *moved])
         await self._call("delete", holdings)
 
     async def _reap_gone_nodes(self) -> None:

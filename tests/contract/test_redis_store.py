@@ -7,9 +7,11 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
+from stompd.broker.policy import DEFAULT_POLICY
+from stompd.errors import ConfigError, StorageError
 from stompd.storage.redis import RedisSettings, RedisStore
-from stompd.testing.store_contract import StoreContract
-from tests.support.redis import RedisServer
+from stompd.testing.store_contract import QUEUE, StoreContract, delivery, ids, message
+from tests.support.redis import RedisServer, free_port
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +34,172 @@ class TestRedisStore(StoreContract):
     @pytest.fixture
     def store(self, redis_store):
         return redis_store
+
+
+def settings(server, **options) -> RedisSettings:
+    return RedisSettings(url=server.url, **{"timeout": 2.0, "node_lease": 2.0, **options})
+
+
+async def started(server, node: str, **options) -> RedisStore:
+    store = RedisStore(settings(server, **options), node, reactor)
+    await store.start()
+    return store
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = reactor.seconds() + timeout
+    while not predicate():
+        if reactor.seconds() > deadline:
+            return False
+        await sleep(0.02)
+    return True
+
+
+def sleep(seconds: float):
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds, lambda: None)
+
+
+async def crash(store: RedisStore) -> None:
+    """
+    Stop a store as a killed process would: no renewals, nothing given back.
+    """
+    for loop in (store._renewing, store._reaping):
+        loop.stop()
+    await store._disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_other_nodes_hear_of_work_and_topics(redis_server):
+    redis_server.flush()
+    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
+    try:
+        work, topics, own = [], [], []
+        n2.watch(work.append)
+        n2.watch_topics(lambda *got: topics.append(got))
+        n1.watch_topics(lambda *got: own.append(got))
+        await n1.enqueue(QUEUE, message(1))
+        assert await wait_until(lambda: work == [QUEUE])
+        await n1.publish("/", "prices.eu", message(2, priority=7))
+        assert await wait_until(lambda: topics)
+        [(vhost, topic, got)] = topics
+        assert (vhost, topic, got.id, got.body, got.priority, got.headers) == (
+            "/", "prices.eu", "m2", b"body\x002", 7, message(2).headers,
+        )
+        await sleep(0.1)
+        assert own == []
+    finally:
+        await n1.stop()
+        await n2.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_gone_node_gives_back_what_it_held(redis_server):
+    redis_server.flush()
+    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
+    try:
+        work = []
+        n1.watch(work.append)
+        await n1.enqueue(QUEUE, message(1))
+        [held] = await n2.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        await crash(n2)
+        # Within the node lease (2 s) and one reaping round (1 s).
+        assert await wait_until(lambda: QUEUE in work, timeout=6.0)
+        [again] = await n1.reserve(QUEUE, 1, 1.0, DEFAULT_POLICY)
+        assert (again.id, again.delivery_count) == (held.id, 2)
+        # The gone node's late ACK changes nothing.
+        assert await n1.ack(QUEUE, [delivery(held)]) == 0
+    finally:
+        await n1.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_that_stops_gives_back_at_once(redis_server):
+    redis_server.flush()
+    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
+    try:
+        await n1.enqueue(QUEUE, message(1))
+        await n2.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        await n2.stop()
+        assert await ids(n1.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)) == ["m1"]
+    finally:
+        await n1.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_restarted_node_takes_back_its_own(redis_server):
+    redis_server.flush()
+    n1 = await started(redis_server, "n1")
+    await n1.enqueue(QUEUE, message(1))
+    await n1.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+    await crash(n1)
+    again = await started(redis_server, "n1")
+    try:
+        [m1] = await again.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        assert m1.delivery_count == 2
+    finally:
+        await again.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_node_id_in_use_is_refused(redis_server):
+    redis_server.flush()
+    n1 = await started(redis_server, "n1", node_lease=1.0, timeout=0.5)
+    try:
+        with pytest.raises(ConfigError, match="node-id: 'n1' is in use"):
+            await started(redis_server, "n1", node_lease=1.0, timeout=0.5)
+    finally:
+        await n1.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_key_prefixes_keep_brokers_apart(redis_server):
+    redis_server.flush()
+    ours, theirs = await started(redis_server, "n1"), await started(redis_server, "n2", key_prefix="other:")
+    try:
+        await ours.enqueue(QUEUE, message(1))
+        assert await theirs.depth(QUEUE) == 0
+        assert await ours.depth(QUEUE) == 1
+        keys = redis_server.command("KEYS", "*")
+        assert keys is not None
+    finally:
+        await ours.stop()
+        await theirs.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unreachable_redis_fails_start_after_the_timeout():
+    store = RedisStore(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0", timeout=0.5), "n1", reactor)
+    began = reactor.seconds()
+    with pytest.raises(ConfigError, match=r"storage.redis: cannot reach Redis at redis://127.0.0.1:\d+/0"):
+        await store.start()
+    assert reactor.seconds() - began < 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_lost_and_back(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    store = await started(server, "n1", timeout=0.5)
+    try:
+        woken = []
+        store.watch(woken.append)
+        await store.enqueue(QUEUE, message(1))
+        server.kill()
+        with pytest.raises(StorageError):
+            await store.enqueue(QUEUE, message(2))
+        server.start()
+        # Reconnected by itself, with back-off; what was stored is there.
+        deadline = reactor.seconds() + 20
+        while True:
+            try:
+                await store.enqueue(QUEUE, message(3))
+                break
+            except StorageError:
+                assert reactor.seconds() < deadline
+                await sleep(0.2)
+        assert await wait_until(lambda: None in woken)
+        assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1", "m3"]
+    finally:
+        await store.stop()
+        server.stop()
