@@ -5,83 +5,20 @@ C{twistd stompd} on a free loopback port, and real stomp.py clients.
 
 import datetime
 import ipaddress
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-import stomp
 import websocket
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"broker exited with {process.returncode}: {process.stdout.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"broker did not listen on {port}")
-
-
-class BrokerProcess:
-    """
-    A C{twistd -n stompd} child process; with C{config=None}, started
-    without C{--config}.
-    """
-
-    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = ()) -> None:
-        self.port = free_port()
-        self.ws_port = free_port()
-        config_args = []
-        if config is not None:
-            config_path = tmp_path / "stompd.toml"
-            config_path.write_text(config)
-            config_args = ["--config", str(config_path)]
-        self.log_path = tmp_path / "stompd.log"
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "stompd", *config_args,
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-             "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
-            stdout=open(self.log_path, "w"),
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-        )
-        self.process.stdout = open(self.log_path)
-        wait_for_port(self.port, self.process)
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+from tests.support.broker import TWISTD, BrokerProcess, free_port, wait_for_port  # noqa: F401 (used by tests)
+from tests.support.clients import Collector, stomp_client  # noqa: F401 (used by tests)
 
 
 @pytest.fixture(scope="module")
@@ -99,60 +36,6 @@ def broker(tmp_path_factory):
     running.stop()
 
 
-class Collector(stomp.ConnectionListener):
-    """
-    Collects what a stomp.py connection receives.
-    """
-
-    def __init__(self) -> None:
-        self.messages = []
-        self.errors = []
-        self.receipts = []
-        self.disconnected = False
-        self.connected = []
-
-    def on_connected(self, frame):
-        self.connected.append(frame)
-
-    def on_message(self, frame):
-        self.messages.append(frame)
-
-    def on_error(self, frame):
-        self.errors.append(frame)
-
-    def on_receipt(self, frame):
-        self.receipts.append(frame.headers["receipt-id"])
-
-    def on_disconnected(self):
-        self.disconnected = True
-
-    def bodies(self) -> list:
-        """
-        The bodies of the messages received so far, in order.
-        """
-        return [m.body for m in self.messages]
-
-    def wait_for_receipt(self, receipt: str) -> None:
-        assert self.wait_for(lambda: receipt in self.receipts), f"no receipt {receipt}"
-
-    def wait_for_bodies(self, count: int = 1, quiet: float = 0.1) -> list:
-        """
-        Wait for C{count} messages, then C{quiet} seconds more for any that
-        should not come; return the bodies of all received so far.
-        """
-        assert self.wait_for(lambda: len(self.messages) >= count), f"{len(self.messages)} of {count} messages"
-        time.sleep(quiet)
-        return self.bodies()
-
-    def wait_for(self, predicate, timeout: float = 5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.01)
-        return predicate()
-
-
 @pytest.fixture
 def connect(broker):
     """
@@ -162,16 +45,7 @@ def connect(broker):
 
     def make(version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", port=None, **kwargs):
         # port: another broker's, e.g. one from start_broker.
-        hosts = [("127.0.0.1", port or broker.port)]
-        cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
-        if version == "1.0":
-            conn = cls(hosts, **kwargs)
-        else:
-            conn = cls(hosts, heartbeats=heartbeats, **kwargs)
-        listener = Collector()
-        conn.set_listener("collector", listener)
-        conn.connect(login, passcode, wait=True)
-        conn.collector = listener
+        conn = stomp_client(port or broker.port, version, heartbeats, login, passcode, **kwargs)
         made.append(conn)
         return conn
 

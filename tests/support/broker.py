@@ -1,0 +1,82 @@
+"""
+A real stompd: the installed C{twistd stompd} as a child process on free
+loopback ports.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"broker exited with {process.returncode}: {process.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"broker did not listen on {port}")
+
+
+class BrokerProcess:
+    """
+    A C{twistd -n stompd} child process; with C{config=None}, started
+    without C{--config}.
+    """
+
+    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = ()) -> None:
+        self.port = free_port()
+        self.ws_port = free_port()
+        config_args = []
+        if config is not None:
+            config_path = tmp_path / "stompd.toml"
+            config_path.write_text(config)
+            config_args = ["--config", str(config_path)]
+        self.log_path = tmp_path / "stompd.log"
+        self.process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "stompd", *config_args,
+             "--listen", f"tcp:{self.port}:interface=127.0.0.1",
+             "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
+            stdout=open(self.log_path, "w"),
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        self.process.stdout = open(self.log_path)
+        wait_for_port(self.port, self.process)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """
+        SIGKILL, as a crash: nothing is given back or flushed.
+        """
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -1,0 +1,80 @@
+"""
+Real STOMP clients for tests: stomp.py connections that collect what they
+receive.
+"""
+
+import time
+
+import stomp
+
+
+class Collector(stomp.ConnectionListener):
+    """
+    Collects what a stomp.py connection receives.
+    """
+
+    def __init__(self) -> None:
+        self.messages = []
+        self.errors = []
+        self.receipts = []
+        self.disconnected = False
+        self.connected = []
+
+    def on_connected(self, frame):
+        self.connected.append(frame)
+
+    def on_message(self, frame):
+        self.messages.append(frame)
+
+    def on_error(self, frame):
+        self.errors.append(frame)
+
+    def on_receipt(self, frame):
+        self.receipts.append(frame.headers["receipt-id"])
+
+    def on_disconnected(self):
+        self.disconnected = True
+
+    def bodies(self) -> list:
+        """
+        The bodies of the messages received so far, in order.
+        """
+        return [m.body for m in self.messages]
+
+    def wait_for_receipt(self, receipt: str) -> None:
+        assert self.wait_for(lambda: receipt in self.receipts), f"no receipt {receipt}"
+
+    def wait_for_bodies(self, count: int = 1, quiet: float = 0.1) -> list:
+        """
+        Wait for C{count} messages, then C{quiet} seconds more for any that
+        should not come; return the bodies of all received so far.
+        """
+        assert self.wait_for(lambda: len(self.messages) >= count), f"{len(self.messages)} of {count} messages"
+        time.sleep(quiet)
+        return self.bodies()
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return predicate()
+
+
+def stomp_client(port: int, version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", **kwargs):
+    """
+    A stomp.py connection to 127.0.0.1:C{port}, connected, with a
+    L{Collector} as C{conn.collector}.
+    """
+    hosts = [("127.0.0.1", port)]
+    cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
+    if version == "1.0":
+        conn = cls(hosts, **kwargs)
+    else:
+        conn = cls(hosts, heartbeats=heartbeats, **kwargs)
+    listener = Collector()
+    conn.set_listener("collector", listener)
+    conn.connect(login, passcode, wait=True)
+    conn.collector = listener
+    return conn
