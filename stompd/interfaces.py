@@ -90,6 +90,37 @@ class IMessageStore(Interface):
             node, or failing with L{stompd.errors.StorageError}.
         """
 
+    def bind(vhost, queue, pattern):
+        """
+        Make C{queue} (a durable topic subscription's queue) receive a copy
+        of every message published in C{vhost} to a topic that C{pattern}
+        matches, by whichever node publishes it; replaces an earlier
+        binding of C{queue}. Kept until L{unbind}, across restarts if the
+        store keeps anything.
+
+        @return: a Deferred firing once every node will see the binding.
+        """
+
+    def unbind(vhost, queue):
+        """
+        Undo L{bind} (the queue itself is left to L{delete}).
+
+        @return: a Deferred firing when done.
+        """
+
+    def bindings():
+        """
+        @return: a Deferred firing with every binding, as a list of
+            C{(vhost, queue, pattern)}.
+        """
+
+    def watch_bindings(callback):
+        """
+        Call C{callback(vhost, queue, pattern)} when another node binds
+        C{queue}, and C{callback(vhost, queue, None)} when it unbinds it.
+        Returns nothing.
+        """
+
     def enqueue(queue, message):
         """
         Add C{message} to C{queue}, creating the queue: after every message

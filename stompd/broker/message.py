@@ -132,6 +132,25 @@ class Message:
     def __repr__(self) -> str:
         return f"<Message {self.id} to {self.destination!r}, {len(self.body)} bytes>"
 
+    def copy(self) -> "Message":
+        """
+        The same message for another queue (a durable subscription's): its
+        deliveries are counted there, so it must not share this object.
+        """
+        return Message(
+            self.id,
+            self.destination,
+            self.headers,
+            self.body,
+            self.delivery_count,
+            self.expires_at,
+            self.visible_at,
+            self.priority,
+            self.channel,
+            self.first_delivered_at,
+            self.last_delivered_at,
+        )
+
     def ack_id(self) -> str:
         """
         The STOMP 1.2 C{ack} id of this message's current delivery: its id

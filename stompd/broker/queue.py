@@ -97,11 +97,13 @@ class Queue:
             self.log.debug("{late} late acknowledgements in {queue} changed nothing", late=asked - count, queue=self.key)
         self.wake()
 
-    async def put(self, message) -> None:
+    async def put(self, message, on_full=None) -> None:
         """
         Store C{message} and dispatch. Returns only when the queue is below
         its high-water mark, so that the publisher, whose next frame waits
-        for this, is slowed down instead of buffered without bound.
+        for this, is slowed down instead of buffered without bound; and
+        calls C{on_full} with the Deferred it waits for, for a publisher
+        that reads on while messages are stored.
         """
         depth = await self._store.enqueue(self.key, message)
         waiter = None
@@ -110,6 +112,8 @@ class Queue:
             # queue is down to half.
             waiter = Deferred()
             self._room_waiters.append(waiter)
+            if on_full is not None:
+                on_full(waiter)
         if message.visible_at is not None:
             self._wake_at(message.visible_at)
         self.wake()

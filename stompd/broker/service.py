@@ -47,6 +47,7 @@ class BrokerService(Service):
         }
         store.watch(self._work_arrived)
         store.watch_topics(self._topic_arrived)
+        store.watch_bindings(self._binding_changed)
 
     def _work_arrived(self, key: str | None) -> None:
         # Store names are unique across virtual hosts (they carry its prefix).
@@ -59,14 +60,25 @@ class BrokerService(Service):
         if found is not None:
             found.topic_arrived(topic, message)
 
+    def _binding_changed(self, vhost: str, queue: str, pattern: str | None) -> None:
+        found = self.vhosts.get(vhost)
+        if found is not None:
+            found.bound(queue, pattern)
+
     def startService(self) -> Deferred:
         """
-        Start the store. The returned Deferred fails if it cannot start; the
-        twistd tap turns that into a start-up error.
+        Start the store and read the durable subscriptions it keeps. The
+        returned Deferred fails if it cannot start; the twistd tap turns
+        that into a start-up error.
         """
         Service.startService(self)
         self.log.info("stompd node {node} starting its store", node=self.node_id)
-        return maybeDeferred(self.store.start)
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self) -> None:
+        await maybeDeferred(self.store.start)
+        for vhost, queue, pattern in await self.store.bindings():
+            self._binding_changed(vhost, queue, pattern)
 
     def stopService(self) -> Deferred:
         """

@@ -55,6 +55,8 @@ class Subscription:
     @ivar lapsed: ack ids whose visibility timeout ran out, oldest first.
     @ivar lease_timer: the timer for the oldest lease, set by the queue.
     @ivar source: the queue or topic exchange feeding it, set by the broker.
+    @ivar durable: for a durable topic subscription, the route of the queue
+        that holds its messages while it is away; else C{None}.
     """
 
     __slots__ = (
@@ -71,6 +73,7 @@ class Subscription:
         "lease_timer",
         "source",
         "frame_prefix",
+        "durable",
     )
 
     def __init__(
@@ -98,6 +101,7 @@ class Subscription:
         self.source = None
         # Set by the session: the encoded start of its MESSAGE frames.
         self.frame_prefix = b""
+        self.durable = None
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id!r} to {self.destination!r} ack={self.ack_mode}>"

@@ -7,7 +7,7 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, route
+from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, compile_pattern, is_pattern, route
 from stompd.broker.headers import number_header
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
@@ -49,6 +49,8 @@ class VirtualHost:
         self._prefix = "" if name == "/" else f"vhost:{name}:"
         # session id -> store names of its temporary queues
         self._temp_queues: dict[str, set[str]] = {}
+        # durable subscription queue -> (its topic pattern, a matcher)
+        self._durable: dict[str, tuple[str, object]] = {}
 
     def __repr__(self) -> str:
         return f"<VirtualHost {self.name!r}>"
@@ -87,10 +89,15 @@ class VirtualHost:
             )
         return queue
 
-    def publish(self, session_id: str, headers: dict[str, str], body: bytes, bare_queues: bool = False) -> Deferred:
+    def publish(
+        self, session_id: str, headers: dict[str, str], body: bytes, bare_queues: bool = False, on_full=None
+    ) -> Deferred:
         """
         Route a SEND frame's message.
 
+        @param on_full: called with a Deferred that fires once the queue has
+            room again, if the message filled a queue to its high-water
+            mark: the publisher should stop until then.
         @return: a Deferred that fires when the message is stored (queues) or
             handed to every subscriber (topics), and, for a queue above its
             high-water mark, only once the queue has room again.
@@ -102,13 +109,60 @@ class VirtualHost:
         if found.kind == TOPIC:
             self.topics.publish(found.key, message)
             # Other nodes sharing the store deliver it to their subscribers.
-            return self._store.publish(self.name, found.key, message)
+            shared = self._store.publish(self.name, found.key, message)
+            durable = [key for key, (_, matches) in self._durable.items() if matches(found.key)]
+            if not durable:
+                return shared
+            return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
         if found.owner is not None and found.key not in self.queues and not self._store.shared:
             # A reply to a session that has gone: nobody can ever read it.
             # (With a shared store the session may be on another node.)
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
             return succeed(None)
-        return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message))
+        return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message, on_full))
+
+    async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
+        """
+        Store a copy of a topic message in each durable subscription's
+        queue that matches it (only the publishing node does).
+        """
+        await shared
+        for key in keys:
+            await self._queue(Route(QUEUE, key), by_subscribe=False).put(message.copy(), on_full)
+
+    def durable_route(self, topic: Route, name: str) -> Route:
+        """
+        The queue of the durable subscription C{name} to C{topic}. Its name
+        is the topic's, so it has no default dead-letter queue.
+        """
+        return Route(QUEUE, self.durable_key(name), name=topic.name)
+
+    def durable_key(self, name: str) -> str:
+        """
+        The store name of durable subscription C{name}'s queue.
+        """
+        return f"{self._prefix}durable:{name}"
+
+    def bound(self, key: str, pattern: str | None) -> None:
+        """
+        Durable subscription queue C{key} now receives the messages of
+        topics matching C{pattern} (C{None}: none any more), as this node
+        or another decided.
+        """
+        if pattern is None:
+            self._durable.pop(key, None)
+        elif is_pattern(pattern):
+            self._durable[key] = (pattern, compile_pattern(pattern).match)
+        else:
+            self._durable[key] = (pattern, pattern.__eq__)
+
+    def forget_durable(self, key: str) -> Deferred:
+        """
+        Remove a durable subscription for good: its binding and its queue.
+        """
+        self.bound(key, None)
+        unbound = self._store.unbind(self.name, key)
+        return unbound.addCallback(lambda _: self.delete_queue(key))
 
     def check_publish(self, session_id: str, headers: dict[str, str], bare_queues: bool = False) -> None:
         """
@@ -196,9 +250,11 @@ class VirtualHost:
             # ActiveMQ counts redeliveries: the first delivery is not one.
             max_deliveries = config.max_deliveries if redeliveries is None else redeliveries + 1
         dead_letter = headers.get("dead-letter-queue")
-        if dead_letter is None and config.dead_letter_queue and found.owner is None:
-            # Temporary queues are private and go with their session: their
-            # dead letters are dropped unless the subscriber names a queue.
+        if dead_letter is None and config.dead_letter_queue and found.owner is None and found.name.startswith("/queue/"):
+            # Temporary queues are private and go with their session, and a
+            # durable topic subscription's queue is named by its topic:
+            # their dead letters are dropped unless the subscriber names a
+            # queue.
             dead_letter = config.dead_letter_queue.format(name=found.name)
         target = None
         if dead_letter:
@@ -216,20 +272,32 @@ class VirtualHost:
             channel=headers.get("channel", found.channel),
         )
 
-    def subscribe(self, subscription) -> None:
+    def subscribe(self, subscription) -> Deferred:
         """
-        Start delivering to C{subscription}, whose route is set.
+        Start delivering to C{subscription}, whose route is set. A durable
+        subscription reads its own queue, bound to its topic.
+
+        @return: a Deferred firing once the subscription is in force on
+            every node sharing the store.
         """
         found = subscription.route
+        if subscription.durable is not None:
+            key, pattern = subscription.durable.key, found.key
+            self.bound(key, pattern)
+            binding = self._store.bind(self.name, key, pattern)
+            self._queue(subscription.durable, by_subscribe=False).add(subscription)
+            return binding
         if found.kind == TOPIC:
             self.topics.add(subscription)
         else:
             self._queue(found, by_subscribe=True).add(subscription)
+        return succeed(None)
 
-    def unsubscribe(self, subscription) -> Deferred:
+    def unsubscribe(self, subscription, forget: bool = False) -> Deferred:
         """
         Stop delivering to C{subscription}; what it held unacknowledged goes
-        back to its queue for other consumers.
+        back to its queue for other consumers. A durable subscription stays
+        (its messages wait for it) unless C{forget}.
         """
         source = subscription.source
         if source is None:
@@ -238,6 +306,8 @@ class VirtualHost:
         released = source.remove(subscription)
         if isinstance(source, Queue) and source.auto_delete and not source.consumers:
             released.addCallback(lambda _: self.delete_queue(source.key))
+        if forget and subscription.durable is not None:
+            released.addCallback(lambda _: self.forget_durable(subscription.durable.key))
         return released
 
     def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred:

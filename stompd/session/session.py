@@ -119,6 +119,7 @@ class StompSession:
         self.version: str | None = None
         self.user: str | None = None
         self.vhost = None
+        self.client_id = None
         self.writable = True
         self.subscriptions: dict[str, Subscription] = {}
         self._transactions: dict[str, list[Frame]] = {}
@@ -129,6 +130,8 @@ class StompSession:
         self._looping = False
         # Deferreds of SENDs without a receipt still being stored, oldest first.
         self._unconfirmed: list[Deferred] = []
+        # Fires when a queue an earlier SEND filled has room again.
+        self._room: Deferred | None = None
         self._reading_paused = False
         self._closing = False
         self._gone = False
@@ -199,11 +202,8 @@ class StompSession:
                 )
             if self.version is None and frame.command not in _CONNECT_COMMANDS:
                 raise ProtocolError("not connected", "The first frame must be CONNECT or STOMP.")
-            if self._unconfirmed and "receipt" in frame.headers:
-                # A RECEIPT confirms every frame before it: those SENDs too.
-                result = self._after_unconfirmed(handler, frame)
-            else:
-                result = handler(self, frame)
+            waits = self._waits_before(frame)
+            result = self._after(waits, handler, frame) if waits else handler(self, frame)
         except Exception:
             self._frame_done(Failure(), frame)
             return
@@ -212,13 +212,34 @@ class StompSession:
         else:
             self._frame_done(None, frame)
 
-    def _after_unconfirmed(self, handler, frame: Frame) -> Deferred:
-        def stored(_):
+    def _waits_before(self, frame: Frame) -> list[Deferred]:
+        """
+        What C{frame} must wait for before it is handled: room in a queue an
+        earlier SEND filled, and, for a frame with a receipt (which
+        confirms every frame before it), the SENDs still being stored.
+        """
+        waits = []
+        room = self._room
+        if room is not None:
+            if room.called:
+                self._room = None
+            else:
+                waits.append(room)
+        if self._unconfirmed and "receipt" in frame.headers:
+            waits.extend(self._unconfirmed)
+        return waits
+
+    def _after(self, waits: list[Deferred], handler, frame: Frame) -> Deferred:
+        def ready(_):
             if self._closing:
                 return None
             return handler(self, frame)
 
-        return DeferredList(list(self._unconfirmed)).addCallback(stored)
+        return DeferredList(waits).addCallback(ready)
+
+    def _queue_full(self, room: Deferred) -> None:
+        # A SEND filled a queue: the next frame waits for room.
+        self._room = room
 
     def _go_on_while_stored(self, storing: Deferred) -> Deferred | None:
         """
@@ -430,6 +451,9 @@ class StompSession:
         if self.oci_compat and not (headers.get("login") and headers.get("passcode")):
             raise ProtocolError("login required", "This listener needs login and passcode (an auth token).")
         self.vhost = self.broker.virtual_host(headers.get("host"))
+        # ActiveMQ's name for the client across connections, which its
+        # durable topic subscriptions are named by.
+        self.client_id = headers.get("client-id") or None
         authenticating = self.broker.authenticate(headers.get("login"), headers.get("passcode"), self.vhost.name)
         return authenticating.addCallback(self._connected, version, beats)
 
@@ -491,7 +515,7 @@ class StompSession:
             self._open_reply_queue(reply_to)
             headers = dict(headers)
             headers["reply-to"] = reply_destination(self.session_id, name)
-        return self.vhost.publish(self.session_id, headers, frame.body, self.oci_compat)
+        return self.vhost.publish(self.session_id, headers, frame.body, self.oci_compat, self._queue_full)
 
     def _open_reply_queue(self, destination: str) -> None:
         """
@@ -517,11 +541,30 @@ class StompSession:
         if self.oci_compat and ack_mode != CLIENT_INDIVIDUAL:
             raise ProtocolError("invalid ack mode", f"This listener supports only ack:client-individual, not {ack_mode!r}.")
         prefetch = _prefetch(headers, ack_mode, self.config.queues.default_prefetch)
-        self._subscribe(subscription_id, destination, ack_mode, prefetch, headers)
+        return self._subscribe(subscription_id, destination, ack_mode, prefetch, headers)
+
+    def _durable_name(self, headers: dict, subscription_id: str) -> str | None:
+        """
+        The name of the durable topic subscription a SUBSCRIBE asks for, or
+        C{None}: ActiveMQ's C{activemq.subscriptionName} (with CONNECT's
+        C{client-id}), or RabbitMQ's C{durable:true} (and not
+        C{auto-delete:true}), named by the subscription id.
+        """
+        name = headers.get("activemq.subscriptionName")
+        if name is not None:
+            if self.client_id is None:
+                raise ProtocolError(
+                    "client-id required",
+                    "A durable subscription (activemq.subscriptionName) needs a client-id header on CONNECT.",
+                )
+            return f"{self.client_id}:{name}"
+        if headers.get("durable") == "true" and headers.get("auto-delete") != "true":
+            return f"{self.client_id or ''}:{subscription_id}"
+        return None
 
     def _subscribe(
         self, subscription_id: str, destination: str, ack_mode: str, prefetch: int | None, headers: dict | None = None
-    ) -> None:
+    ) -> Deferred:
         if subscription_id in self.subscriptions:
             raise ProtocolError("duplicate subscription id", f"Subscription {subscription_id!r} already exists.")
         if len(self.subscriptions) >= self.config.max_subscriptions:
@@ -535,26 +578,41 @@ class StompSession:
             raise DestinationError(
                 "access refused", f"{destination!r} is another connection's temporary queue: only SEND to it."
             )
-        policy = self.vhost.delivery_policy(route, headers or {}) if route.kind == QUEUE else DEFAULT_POLICY
+        durable = None
+        if route.kind != QUEUE and headers:
+            name = self._durable_name(headers, subscription_id)
+            if name is not None:
+                durable = self.vhost.durable_route(route, name)
+        queue_route = durable or route
+        policy = self.vhost.delivery_policy(queue_route, headers or {}) if queue_route.kind == QUEUE else DEFAULT_POLICY
         subscription = Subscription(
             self, subscription_id, destination, route, ack_mode, prefetch, self.version == "1.2", policy
         )
+        subscription.durable = durable
         subscription.frame_prefix = (
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
         )
         self.subscriptions[subscription_id] = subscription
-        self.vhost.subscribe(subscription)
+        return self.vhost.subscribe(subscription)
 
     def on_UNSUBSCRIBE(self, frame: Frame) -> Deferred:
-        subscription_id = frame.headers.get("id")
+        headers = frame.headers
+        subscription_id = headers.get("id")
         if subscription_id is None and self.version == "1.0":
-            subscription_id = frame.headers.get("destination")
-        if subscription_id is None:
+            subscription_id = headers.get("destination")
+        durable_name = headers.get("activemq.subscriptionName")
+        if subscription_id is None and durable_name is None:
             raise ProtocolError("missing id header", "An UNSUBSCRIBE frame must have an 'id' header.")
+        # Removing a durable subscription for good, as each broker spells it.
+        forget = headers.get("durable") == "true" or durable_name is not None
         subscription = self.subscriptions.pop(subscription_id, None)
         if subscription is None:
+            if durable_name is not None and self.client_id is not None:
+                # ActiveMQ: a later connection of the same client-id removes
+                # a durable subscription that is not active.
+                return self.vhost.forget_durable(self.vhost.durable_key(f"{self.client_id}:{durable_name}"))
             raise ProtocolError("unknown subscription", f"There is no subscription {subscription_id!r}.")
-        return self.vhost.unsubscribe(subscription)
+        return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
         return self._acknowledge(frame)

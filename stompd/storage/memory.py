@@ -132,6 +132,8 @@ class MemoryStore:
         self._queues: dict[str, _StoredQueue] = {}
         self._sequence = itertools.count()
         self._watchers: list = []
+        # durable subscription queue -> (vhost, topic pattern)
+        self._bindings: dict[str, tuple[str, str]] = {}
 
     def start(self):
         return succeed(None)
@@ -148,6 +150,20 @@ class MemoryStore:
 
     def publish(self, vhost, topic, message):
         return succeed(None)
+
+    def bind(self, vhost, queue, pattern):
+        self._bindings[queue] = (vhost, pattern)
+        return succeed(None)
+
+    def unbind(self, vhost, queue):
+        self._bindings.pop(queue, None)
+        return succeed(None)
+
+    def bindings(self):
+        return succeed([(vhost, queue, pattern) for queue, (vhost, pattern) in self._bindings.items()])
+
+    def watch_bindings(self, callback) -> None:
+        pass
 
     def _queue(self, name: str) -> _StoredQueue:
         stored = self._queues.get(name)

@@ -202,8 +202,10 @@ class RedisStore:
         self._timeout = settings.timeout
         self._work_channel = self._prefix_bytes + b"work"
         self._topic_channel = self._prefix_bytes + b"topic"
+        self._bindings_channel = self._prefix_bytes + b"bindings"
         self._watchers: list = []
         self._topic_watchers: list = []
+        self._binding_watchers: list = []
         self._redis = None
         self._subscriber_factory = None
         self._renewing = None
@@ -244,7 +246,7 @@ class RedisStore:
             self._subscriber_factory = self._factory(_Subscriber)
             self._subscriber_factory.startConnecting(self._endpoint())
         self._subscriber_factory.store = self
-        self._subscriber_factory.channels = [self._work_channel, self._topic_channel]
+        self._subscriber_factory.channels = [self._work_channel, self._topic_channel, self._bindings_channel]
 
     def _call(self, method: str, *args) -> Deferred:
         """
@@ -406,6 +408,11 @@ class RedisStore:
                     message = unpack_message_packed(packed)
                     for callback in self._topic_watchers:
                         callback(vhost.decode(), topic.decode(), message)
+            elif channel == self._bindings_channel:
+                node, vhost, queue, pattern = msgpack.unpackb(data, raw=True)
+                if node != self._node_bytes:
+                    for callback in self._binding_watchers:
+                        callback(vhost.decode(), queue.decode(), pattern.decode() if pattern else None)
         except Exception:
             self.log.failure("Bad pub/sub message on {channel}", channel=channel)
 
@@ -420,6 +427,31 @@ class RedisStore:
     def publish(self, vhost, topic, message):
         data = msgpack.packb([self._node_bytes, vhost.encode(), topic.encode(), pack_message(message)], use_bin_type=True)
         return self._call("publish", self._topic_channel, data)
+
+    def bind(self, vhost, queue, pattern):
+        return self._binding(vhost, queue, pattern)
+
+    def unbind(self, vhost, queue):
+        return self._binding(vhost, queue, None)
+
+    def _binding(self, vhost: str, queue: str, pattern: str | None) -> Deferred:
+        record = msgpack.packb([vhost, pattern or False], use_bin_type=False)
+        notice = msgpack.packb([self.node, vhost, queue, pattern or False], use_bin_type=False)
+        return self._script(scripts.BIND, queue, record if pattern else b"", notice)
+
+    async def _bindings(self) -> list:
+        found = []
+        flat = await self._call("hgetall", self._prefix_bytes + b"bindings")
+        for queue, record in (flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2])):
+            vhost, pattern = msgpack.unpackb(record, raw=True)
+            found.append((vhost.decode(), queue.decode(), pattern.decode()))
+        return found
+
+    def bindings(self):
+        return Deferred.fromCoroutine(self._bindings())
+
+    def watch_bindings(self, callback) -> None:
+        self._binding_watchers.append(callback)
 
     def enqueue(self, queue, message):
         return self._script(scripts.ENQUEUE, queue, message.id.encode(), pack_content(message), pack_state(message))

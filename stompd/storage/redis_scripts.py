@@ -405,3 +405,19 @@ DEPTH = (
 return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
 """
 )
+
+# ARGV[4]: the binding record (empty to unbind), ARGV[5]: the notice for
+# other nodes. Bindings are one hash for the whole broker: every node reads
+# them all at start.
+BIND = (
+    _PRELUDE
+    + r"""
+if ARGV[4] == '' then
+  redis.call('HDEL', prefix .. 'bindings', qname)
+else
+  redis.call('HSET', prefix .. 'bindings', qname, ARGV[4])
+end
+redis.call('PUBLISH', prefix .. 'bindings', ARGV[5])
+return 0
+"""
+)

@@ -346,6 +346,20 @@ class StoreContract:
         assert await ids(store.reserve(QUEUE, 5, 0.0, DeliveryPolicy(channel="a"))) == ["m2", "m0"]
         assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
 
+    # Durable subscription bindings
+
+    @pytest_twisted.ensureDeferred
+    async def test_bindings_are_kept_replaced_and_removed(self, store):
+        await store.bind("/", "durable:c1:news", "/topic/news.#")
+        await store.bind("other", "vhost:other:durable:c1:news", "/topic/news")
+        await store.bind("/", "durable:c1:news", "/topic/news.*")
+        assert sorted(await store.bindings()) == [
+            ("/", "durable:c1:news", "/topic/news.*"),
+            ("other", "vhost:other:durable:c1:news", "/topic/news"),
+        ]
+        await store.unbind("/", "durable:c1:news")
+        assert await store.bindings() == [("other", "vhost:other:durable:c1:news", "/topic/news")]
+
     # Queues
 
     @pytest_twisted.ensureDeferred

@@ -203,3 +203,25 @@ async def test_redis_lost_and_back(tmp_path):
     finally:
         await store.stop()
         server.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_bindings_reach_other_nodes_and_outlive_them(redis_server):
+    redis_server.flush()
+    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
+    try:
+        heard = []
+        n2.watch_bindings(lambda *notice: heard.append(notice))
+        await n1.bind("/", "durable:c:s", "/topic/a.#")
+        assert await wait_until(lambda: heard == [("/", "durable:c:s", "/topic/a.#")])
+        await n1.unbind("/", "durable:c:s")
+        assert await wait_until(lambda: heard[-1] == ("/", "durable:c:s", None))
+        await n1.bind("/", "durable:c:t", "/topic/b")
+    finally:
+        await n1.stop()
+        await n2.stop()
+    later = await started(redis_server, "n3")
+    try:
+        assert await later.bindings() == [("/", "durable:c:t", "/topic/b")]
+    finally:
+        await later.stop()

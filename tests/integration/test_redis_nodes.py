@@ -283,3 +283,40 @@ def test_unreachable_redis_stops_start_up_with_one_line(tmp_path):
     lines = [line for line in output.splitlines() if "cannot reach Redis" in line]
     assert len(lines) == 1, output
     assert "storage.redis" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "connect_headers, subscribe_headers",
+    [
+        ({"client-id": "reporting"}, {"activemq.subscriptionName": "daily"}),
+        ({}, {"durable": "true", "auto-delete": "false"}),
+    ],
+    ids=["activemq", "rabbitmq"],
+)
+def test_a_durable_subscriber_comes_back_through_another_node_after_restarts(
+    redis_server, start_node, clients, connect_headers, subscribe_headers
+):
+    redis_server.flush()
+    a, b = start_node(), start_node()
+    subscriber = clients(a.port, connect_headers=connect_headers)
+    subscribe(subscriber, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    subscriber.disconnect()
+    send_confirmed(clients(b.port), "/topic/reports.eu", ["r1", "r2"])
+    a.stop()
+    b.stop()
+    c = start_node()
+    again = clients(c.port, connect_headers=connect_headers)
+    subscribe(again, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    assert again.collector.wait_for_bodies(3, quiet=0.3) == ["r1", "r2", "last"]
+    for frame in again.collector.messages:
+        again.ack(frame.headers["ack"])
+    # Removed for good, the way each broker's clients say it.
+    receipt = f"gone-{uuid.uuid4().hex[:6]}"
+    again.unsubscribe("daily-sub", headers={**subscribe_headers, "receipt": receipt} if "durable" in subscribe_headers
+                      else {"activemq.subscriptionName": "daily", "receipt": receipt})
+    again.collector.wait_for_receipt(receipt)
+    send_confirmed(clients(c.port), "/topic/reports.eu", ["after"])
+    later = clients(c.port, connect_headers=connect_headers)
+    subscribe(later, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    time.sleep(0.5)
+    assert later.collector.bodies() == []

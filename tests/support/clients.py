@@ -62,10 +62,13 @@ class Collector(stomp.ConnectionListener):
         return predicate()
 
 
-def stomp_client(port: int, version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", **kwargs):
+def stomp_client(
+    port: int, version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", connect_headers=None, **kwargs
+):
     """
-    A stomp.py connection to 127.0.0.1:C{port}, connected, with a
-    L{Collector} as C{conn.collector}.
+    A stomp.py connection to 127.0.0.1:C{port}, connected (with
+    C{connect_headers} on its CONNECT), with a L{Collector} as
+    C{conn.collector}.
     """
     hosts = [("127.0.0.1", port)]
     cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
@@ -75,6 +78,6 @@ def stomp_client(port: int, version: str = "1.2", heartbeats=(0, 0), login="gues
         conn = cls(hosts, heartbeats=heartbeats, **kwargs)
     listener = Collector()
     conn.set_listener("collector", listener)
-    conn.connect(login, passcode, wait=True)
+    conn.connect(login, passcode, wait=True, headers=connect_headers)
     conn.collector = listener
     return conn
