@@ -8,6 +8,7 @@ from twisted.logger import Logger
 
 from stompd.broker.policy import REJECTED
 from stompd.broker.subscription import Delivery
+from stompd.errors import StorageError
 
 # The most messages taken from the store for one consumer in one round, so
 # that a single fast consumer does not starve the others of a fair turn.
@@ -130,9 +131,14 @@ class Queue:
         if self._pumping:
             self._wanted = True
             return
-        Deferred.fromCoroutine(self._pump()).addErrback(
-            lambda failure: self.log.failure("Dispatch from {queue} failed", failure, queue=self.key)
-        )
+        Deferred.fromCoroutine(self._pump()).addErrback(self._pump_failed)
+
+    def _pump_failed(self, failure) -> None:
+        if failure.check(StorageError):
+            # The store is away: dispatch resumes when it says it is back.
+            self.log.warn("Dispatch from {queue} stopped: {problem}", queue=self.key, problem=failure.value.detail)
+        else:
+            self.log.failure("Dispatch from {queue} failed", failure, queue=self.key)
 
     def work_arrived(self) -> None:
         """

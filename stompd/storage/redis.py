@@ -120,6 +120,10 @@ def parse_config(table: dict) -> RedisSettings:
     return settings
 
 
+# Give-back calls that failed, kept for when Redis is back.
+_MAX_OWED = 100_000
+
+
 def _bytes(value) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -211,6 +215,8 @@ class RedisStore:
         self._renewing = None
         self._reaping = None
         self._ever_subscribed = False
+        # Releases that failed while Redis was away, to be made again.
+        self._owed: list[tuple[str, str, list]] = []
 
     # Connections
 
@@ -390,6 +396,8 @@ class RedisStore:
         if self._ever_subscribed:
             # Back after losing Redis: what came meanwhile was missed.
             self.log.info("Redis connection back")
+            if self._owed:
+                self._pay_back_soon()
             for callback in self._watchers:
                 callback(None)
         self._ever_subscribed = True
@@ -479,12 +487,51 @@ class RedisStore:
         if not deliveries:
             return succeed(0)
         when = b"" if visible_at is None else _bytes(float(visible_at))
-        return self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved)
+        releasing = self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved)
+        return releasing.addErrback(self._give_back_later, scripts.RELEASE, queue, [when, *_pairs(deliveries)])
 
     def unreserve(self, queue, deliveries):
         if not deliveries:
             return succeed(0)
-        return self._script(scripts.UNRESERVE, queue, *_pairs(deliveries))
+        giving = self._script(scripts.UNRESERVE, queue, *_pairs(deliveries))
+        return giving.addErrback(self._give_back_later, scripts.UNRESERVE, queue, _pairs(deliveries))
+
+    def _give_back_later(self, failure, script: str, queue: str, args: list):
+        """
+        Messages this node could not give back (Redis was away) would stay
+        in flight under this living node for ever: keep the call, and make
+        it again once Redis is back. The caller still learns it failed.
+        """
+        if failure.check(StorageError):
+            if len(self._owed) < _MAX_OWED:
+                self._owed.append((script, queue, args))
+            else:
+                self.log.error(
+                    "Too many deliveries of {queue} not given back while Redis was away; "
+                    "restart this node to have them redelivered",
+                    queue=queue,
+                )
+        return failure
+
+    async def _pay_back(self) -> None:
+        owed, self._owed = self._owed, []
+        for script, queue, args in owed:
+            try:
+                reply = await self._script(script, queue, *args)
+            except StorageError:
+                self._owed.append((script, queue, args))
+                continue
+            if isinstance(reply, list):
+                self._announce(reply[0])
+            self._announce([queue.encode()])
+        if self._owed:
+            # The shared connection may come back later than pub/sub's.
+            self._reactor.callLater(1.0, self._pay_back_soon)
+
+    def _pay_back_soon(self) -> None:
+        Deferred.fromCoroutine(self._pay_back()).addErrback(
+            lambda failure: self.log.failure("Giving back deliveries", failure)
+        )
 
     def dead_letter(self, queue, deliveries, reason):
         if not deliveries:

@@ -185,9 +185,14 @@ async def test_redis_lost_and_back(tmp_path):
         woken = []
         store.watch(woken.append)
         await store.enqueue(QUEUE, message(1))
+        [held] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         server.kill()
         with pytest.raises(StorageError):
             await store.enqueue(QUEUE, message(2))
+        # A consumer went while Redis was away: what it held is given back
+        # once Redis is back, not left in flight under this living node.
+        with pytest.raises(StorageError):
+            await store.release(QUEUE, [delivery(held)], None)
         server.start()
         # Reconnected by itself, with back-off; what was stored is there.
         deadline = reactor.seconds() + 20
@@ -199,7 +204,9 @@ async def test_redis_lost_and_back(tmp_path):
                 assert reactor.seconds() < deadline
                 await sleep(0.2)
         assert await wait_until(lambda: None in woken)
-        assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1", "m3"]
+        assert await wait_until(lambda: not store._owed)
+        back = await store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)
+        assert [(m.id, m.delivery_count) for m in back] == [("m1", 2), ("m3", 1)]
     finally:
         await store.stop()
         server.stop()
