@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """STOMP 1.2 load generator for stompd and reference brokers.
 
-Runs four scenarios against one broker and verifies every message:
+Runs five scenarios against one broker and verifies every message:
 
 ``fanout``
     One producer sends N messages to one topic with ten subscribers.
@@ -9,6 +9,10 @@ Runs four scenarios against one broker and verifies every message:
     The same with the subscribers connected over WebSocket (subprotocol
     ``v12.stomp``) and, by default, the producer over TCP; only with
     ``--ws-port``.
+``fanout-2node``
+    The same with the producer on one broker node and the subscribers on
+    another node of the same broker (``--subscriber-broker HOST:PORT``),
+    e.g. two stompd processes sharing one Redis.
 ``queue``
     Four producers send N messages in all to one queue drained by four
     consumers (``ack:client-individual``, prefetch, one ACK per message);
@@ -846,19 +850,25 @@ def verify_consumers(consumer_results, expected_each):
     return lost, duplicates, corrupt, reordered, incomplete
 
 
-def scenario_fanout(args, run_id, websocket=False):
+def scenario_fanout(args, run_id, websocket=False, two_node=False):
     """1 producer -> ``subscribers`` topic subscribers; every subscriber gets every message.
 
     With ``websocket`` the subscribers connect over WebSocket, and so does
-    the producer with ``--ws-producer``.
+    the producer with ``--ws-producer``.  With ``two_node`` the subscribers
+    connect to ``--subscriber-broker`` (another node of the same broker)
+    and the producer to ``--host``/``--port``, so every message crosses
+    from one node to the other.
     """
     count = args.messages or args.fanout_messages
-    scenario = "wsfanout" if websocket else "fanout"
+    scenario = "wsfanout" if websocket else "fanout-2node" if two_node else "fanout"
     destination = "/topic/bench.%s.%s" % (scenario, run_id)
     base = base_opts(args)
+    sub_base = dict(base)
+    if two_node:
+        sub_base["host"], sub_base["port"] = args.subscriber_broker
     consumers = [
         ("sub%d" % i, consumer_worker, dict(
-            base, consumer_index=i, destination=destination, ack="auto",
+            sub_base, consumer_index=i, destination=destination, ack="auto",
             per_producer=[count], expected=count, shared_progress=False,
             measure_latency=False, return_bitmaps=False, prefetch=args.prefetch,
             websocket=websocket))
@@ -888,6 +898,9 @@ def scenario_fanout(args, run_id, websocket=False):
         "wall_s": round(wall, 3),
         "ok": not (lost or dups or corrupt or incomplete),
     }
+    if two_node:
+        result["producer_broker"] = "%s:%d" % (args.host, args.port)
+        result["subscriber_broker"] = "%s:%d" % args.subscriber_broker
     if websocket:
         result["ws_url"] = "ws://%s:%d%s" % (args.host, args.ws_port, args.ws_path)
         result["ws_subprotocol"] = WS_SUBPROTOCOL
@@ -898,6 +911,11 @@ def scenario_fanout(args, run_id, websocket=False):
 def scenario_wsfanout(args, run_id):
     """``fanout`` with the subscribers (and with ``--ws-producer`` the producer) on WebSocket."""
     return scenario_fanout(args, run_id, websocket=True)
+
+
+def scenario_fanout_2node(args, run_id):
+    """``fanout`` with the producer on ``--host``/``--port`` and the subscribers on ``--subscriber-broker``."""
+    return scenario_fanout(args, run_id, two_node=True)
 
 
 # Variants of the queue scenario: the same load with a work-queue feature
@@ -1024,6 +1042,7 @@ def scenario_latency(args, run_id):
 
 
 SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
+             "fanout-2node": scenario_fanout_2node,
              "queue": scenario_queue,
              "queue-persistent": lambda args, run_id: scenario_queue(args, run_id, "queue-persistent"),
              "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
@@ -1043,8 +1062,14 @@ def describe(result):
     """Human-readable lines for one scenario result."""
     s = result["scenario"]
     lines = []
-    if s in ("fanout", "wsfanout"):
-        if s == "wsfanout":
+    if s in ("fanout", "wsfanout", "fanout-2node"):
+        if s == "fanout-2node":
+            lines.append("fanout-2node: 1 producer on %s -> %d subscribers on %s, topic %s, "
+                         "%d-byte bodies" % (
+                             result["producer_broker"], result["subscribers"],
+                             result["subscriber_broker"], result["destination"],
+                             result["body_bytes"]))
+        elif s == "wsfanout":
             lines.append("wsfanout: 1 producer (%s) -> %d subscribers (WebSocket %s, %s) on %s, "
                          "%d-byte bodies" % (
                              "WebSocket" if result["producer_transport"] == "websocket" else "TCP",
@@ -1113,7 +1138,8 @@ def failure_banner(result):
 def parse_args(argv):
     """Command-line options."""
     p = argparse.ArgumentParser(
-        description="STOMP 1.2 load generator: fanout, wsfanout (WebSocket), queue (and "
+        description="STOMP 1.2 load generator: fanout, wsfanout (WebSocket), fanout-2node "
+                    "(producer and subscribers on two nodes of one broker), queue (and "
                     "its variants, e.g. queue-persistent) and latency scenarios with "
                     "per-message verification.")
     p.add_argument("--host", default="127.0.0.1")
@@ -1125,6 +1151,10 @@ def parse_args(argv):
     p.add_argument("--ws-producer", action="store_true",
                    help="wsfanout: the producer connects over WebSocket too (default: plain TCP "
                         "on --port, so only the subscribers' side differs from fanout)")
+    p.add_argument("--subscriber-broker", default=None, metavar="HOST:PORT",
+                   help="fanout-2node: the broker node the subscribers connect to (the producer "
+                        "uses --host and --port); needed by fanout-2node, which 'all' runs only "
+                        "when it is given")
     p.add_argument("--login", default="guest")
     p.add_argument("--passcode", default="guest")
     p.add_argument("--vhost", default="/", help="value of the CONNECT host header (default /)")
@@ -1177,6 +1207,13 @@ def parse_args(argv):
         p.error("--scenario wsfanout needs --ws-port")
     if not args.ws_path.startswith("/"):
         p.error("--ws-path must start with /")
+    if args.subscriber_broker is not None:
+        host, sep, port = args.subscriber_broker.rpartition(":")
+        if not sep or not port.isdigit():
+            p.error("--subscriber-broker must be HOST:PORT, not %r" % args.subscriber_broker)
+        args.subscriber_broker = (host.strip("[]") or "127.0.0.1", int(port))
+    elif args.scenario == "fanout-2node":
+        p.error("--scenario fanout-2node needs --subscriber-broker HOST:PORT")
     return args
 
 
@@ -1187,9 +1224,13 @@ def main(argv=None):
     if args.scenario != "all":
         names = [args.scenario]
     else:
-        names = [n for n in SCENARIOS if n != "wsfanout" or args.ws_port is not None]
+        names = [n for n in SCENARIOS
+                 if (n != "wsfanout" or args.ws_port is not None)
+                 and (n != "fanout-2node" or args.subscriber_broker is not None)]
     status = EXIT_OK
     ws = " (WebSocket %s:%d%s)" % (args.host, args.ws_port, args.ws_path) if "wsfanout" in names else ""
+    if "fanout-2node" in names:
+        ws += " (fanout-2node subscribers on %s:%d)" % args.subscriber_broker
     print("broker %s:%d%s, scenarios: %s" % (args.host, args.port, ws, ", ".join(names)),
           file=text, flush=True)
     for name in names:

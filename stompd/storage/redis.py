@@ -212,9 +212,12 @@ class RedisStore:
         self._binding_watchers: list = []
         self._redis = None
         self._subscriber_factory = None
+        self._sentinel = None
         self._renewing = None
         self._reaping = None
         self._ever_subscribed = False
+        # Fires once the pub/sub connection first subscribed.
+        self._listening = Deferred()
         # Releases that failed while Redis was away, to be made again.
         self._owed: list[tuple[str, str, list]] = []
 
@@ -238,13 +241,13 @@ class RedisStore:
         if self.settings.sentinels:
             sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.settings.sentinels)]
             address = self.settings.address
+            # Sentinels are asked in text, which txredisapi's discovery expects.
+            self._sentinel = txredisapi.Sentinel(sentinels, replyTimeout=self._timeout)
             options = {"charset": None, "password": address["password"], "replyTimeout": self._timeout}
-            self._sentinel = txredisapi.Sentinel(sentinels, **options)
-            self._redis = self._sentinel.master_for(self.settings.service, dbid=address["db"], **options)
-            subscriber = _sentinel_subscriber_factory()
-            self._subscriber_factory = self._sentinel.master_for(
-                self.settings.service, factory_class=subscriber, dbid=address["db"], **options
-            )._factory
+            service = self.settings.service
+            self._redis = self._sentinel.master_for(service, _SentinelMainFactory, dbid=address["db"], **options)
+            subscriber = self._sentinel.master_for(service, _SentinelSubscriberFactory, dbid=address["db"], **options)
+            self._subscriber_factory = subscriber._factory
         else:
             main = self._factory(_Protocol)
             main.startConnecting(self._endpoint())
@@ -297,6 +300,13 @@ class RedisStore:
         except StorageError as e:
             await self._disconnect()
             raise ConfigError(f"storage.redis: cannot reach Redis at {where}: {e.detail}") from None
+        try:
+            # Nothing another node publishes may be missed once this node
+            # serves clients.
+            await self._listening.addTimeout(self._timeout, self._reactor)
+        except CallTimedOut:
+            await self._disconnect()
+            raise ConfigError(f"storage.redis: cannot subscribe to Redis at {where} within {self._timeout} s") from None
         await self._take_node_lease()
         lease = self.settings.node_lease
         self._renewing = LoopingCall(lambda: Deferred.fromCoroutine(self._renew()))
@@ -327,7 +337,7 @@ class RedisStore:
         return Deferred.fromCoroutine(self._stop())
 
     async def _disconnect(self) -> None:
-        for factory in (getattr(self._redis, "_factory", None), self._subscriber_factory):
+        for factory in (getattr(self._redis, "_factory", None), self._subscriber_factory, self._sentinel):
             if factory is not None:
                 try:
                     await factory.disconnect()
@@ -400,6 +410,8 @@ class RedisStore:
                 self._pay_back_soon()
             for callback in self._watchers:
                 callback(None)
+        else:
+            self._listening.callback(None)
         self._ever_subscribed = True
 
     def _received(self, channel: bytes, data: bytes) -> None:
@@ -558,11 +570,40 @@ def _sleep(reactor, seconds: float) -> Deferred:
     return waiting
 
 
-def _sentinel_subscriber_factory():
-    class SentinelSubscriberFactory(txredisapi.SentinelConnectionFactory):
-        protocol = type("SentinelSubscriber", (_Subscriber, txredisapi.SentinelRedisProtocol), {})
+class _MasterOnly:
+    """
+    For connections found through Sentinel: drop one that reached a Redis
+    that is not (or no longer) the master, so that it is made again to the
+    master Sentinel names. (txredisapi's own check compares the role with
+    text, which a connection that reads bytes never matches.)
+    """
 
-    return SentinelSubscriberFactory
+    def connectionMade(self):
+        def check_role(role):
+            if role[0] not in (b"master", "master"):
+                self.transport.loseConnection()
+                return succeed(None)
+            return super(_MasterOnly, self).connectionMade()
+
+        if self.password is not None:
+            self.auth(self.password, self.username)
+        return self.role().addCallback(check_role)
+
+
+class _SentinelMain(_MasterOnly, _Protocol):
+    pass
+
+
+class _SentinelSubscriber(_MasterOnly, _Subscriber):
+    pass
+
+
+class _SentinelMainFactory(txredisapi.SentinelConnectionFactory):
+    protocol = _SentinelMain
+
+
+class _SentinelSubscriberFactory(txredisapi.SentinelConnectionFactory):
+    protocol = _SentinelSubscriber
 
 
 def create_store(config, reactor, settings: RedisSettings) -> RedisStore:

@@ -232,3 +232,70 @@ async def test_bindings_reach_other_nodes_and_outlive_them(redis_server):
         assert await later.bindings() == [("/", "durable:c:t", "/topic/b")]
     finally:
         await later.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_through_sentinel(redis_server, tmp_path):
+    from tests.support.redis import RedisSentinel
+
+    redis_server.flush()
+    sentinel = RedisSentinel(tmp_path / "sentinel", redis_server)
+    options = {"sentinels": (f"127.0.0.1:{sentinel.port}",), "service": sentinel.service}
+    n1, n2 = await started(redis_server, "n1", **options), await started(redis_server, "n2", **options)
+    try:
+        work = []
+        n2.watch(work.append)
+        await n1.enqueue(QUEUE, message(1))
+        assert await wait_until(lambda: work == [QUEUE])
+        assert await ids(n2.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
+    finally:
+        await n1.stop()
+        await n2.stop()
+        sentinel.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_over_a_unix_socket(tmp_path):
+    server = RedisServer(tmp_path / "redis", unix_socket=True)
+    try:
+        store = RedisStore(RedisSettings(url=f"unix://{server.unix_socket}?db=2", timeout=2.0), "n1", reactor)
+        await store.start()
+        await store.enqueue(QUEUE, message(1))
+        assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
+        await store.stop()
+        assert server.command("SELECT", "2") == b"+OK"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "table, problem",
+    [
+        ({"url": "http://x"}, "url: expected redis://"),
+        ({"url": "redis://h:port/0"}, "url: invalid port"),
+        ({"url": "redis://h:1/zero"}, "url: expected redis://"),
+        ({"url": "unix://relative?db=0"}, "url: expected unix:///path"),
+        ({"urls": "redis://h/0"}, "urls: unknown key"),
+        ({"timeout": "5"}, "timeout: wrong type"),
+        ({"timeout": 0}, "timeout: must be positive"),
+        ({"key-prefix": ""}, "key-prefix: must not be empty"),
+        ({"sentinels": ["nohost"], "service": "m"}, "sentinels: expected 'host:port'"),
+        ({"sentinels": ["h:26379"]}, "service: required with sentinels"),
+        ({"node-lease": 0.1}, "node-lease: must be positive"),
+    ],
+)
+def test_settings_errors_name_the_key(table, problem):
+    from stompd.storage.redis import parse_config
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(table)
+    assert str(raised.value).startswith(problem)
+
+
+def test_settings_are_read():
+    from stompd.storage.redis import parse_config
+
+    settings = parse_config({"url": "redis://:s3cret@db.example:6380/3", "key-prefix": "a:", "timeout": 2, "node-lease": 4})
+    assert settings.address == {"host": "db.example", "port": 6380, "db": 3, "password": "s3cret"}
+    assert (settings.key_prefix, settings.timeout, settings.node_lease) == ("a:", 2, 4)
+    assert parse_config({}).address == {"host": "127.0.0.1", "port": 6379, "db": 0, "password": None}

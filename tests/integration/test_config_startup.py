@@ -115,6 +115,7 @@ def test_bad_value(tmp_path, text, words):
         ("[storage.memory]\nsize = 3\n", ("broker.toml", "storage.memory.size", "unknown key")),
         ("[storage.memroy]\n", ("broker.toml", "storage.memroy", "no stompd.storage plugin")),
         ("node-id = 'a b'\n", ("broker.toml", "node-id")),
+        ("[storage]\nbackend = 'redis'\n[storage.redis]\nurl = 'http://x'\n", ("broker.toml", "storage.redis.url")),
     ],
 )
 def test_bad_plugin_or_users_file(tmp_path, text, words):

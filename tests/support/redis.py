@@ -40,9 +40,11 @@ class RedisServer:
     @ivar url: its C{redis://} URL for C{[storage.redis] url}.
     """
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, unix_socket: bool = False) -> None:
         need_redis()
         self.directory = directory
+        # Short: a UNIX socket path has a small length limit.
+        self.unix_socket = f"/tmp/stompd-redis-{os.getpid()}-{id(self)}.sock" if unix_socket else None
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -64,6 +66,7 @@ class RedisServer:
                 "--save", "",
                 "--daemonize", "no",
                 "--logfile", str(self.directory / "redis.log"),
+                *(["--unixsocket", self.unix_socket] if self.unix_socket else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -106,3 +109,42 @@ class RedisServer:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class RedisSentinel:
+    """
+    A C{redis-server --sentinel} watching C{master} as service C{service}.
+    """
+
+    def __init__(self, directory: Path, master: RedisServer, service: str = "mymaster") -> None:
+        need_redis()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.service = service
+        config = directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
+            f"sentinel down-after-milliseconds {service} 1000\n"
+        )
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, str(config), "--sentinel", "--logfile", str(directory / "sentinel.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(f"SENTINEL get-master-addr-by-name {service}\r\n".encode())
+                    if str(master.port).encode() in s.recv(4096):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("redis sentinel did not come up")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
