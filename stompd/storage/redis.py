@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgpack
 import txredisapi
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.defer import TimeoutError as CallTimedOut
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
@@ -162,7 +162,9 @@ class _Protocol(txredisapi.RedisProtocol):
     """
 
     def connectionMade(self):
-        self.transport.setTcpNoDelay(True) if hasattr(self.transport, "setTcpNoDelay") else None
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Not on a UNIX socket.
+            self.transport.setTcpNoDelay(True)
         return super().connectionMade()
 
 
@@ -266,7 +268,7 @@ class RedisStore:
         try:
             called = getattr(self._redis, method)(*args)
         except Exception as e:
-            return Deferred.fromCoroutine(_raise(StorageError("storage unavailable", f"Redis: {e}")))
+            return fail(StorageError("storage unavailable", f"Redis {method} failed: {e}"))
         called.addTimeout(self._timeout, self._reactor)
         return called.addErrback(self._failed, method)
 
@@ -558,10 +560,6 @@ class RedisStore:
 
     def delete(self, queue):
         return self._script(scripts.DELETE, queue).addCallback(lambda _: None)
-
-
-async def _raise(error: Exception):
-    raise error
 
 
 def _sleep(reactor, seconds: float) -> Deferred:

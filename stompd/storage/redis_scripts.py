@@ -130,6 +130,16 @@ local function bury(b, id, state, dlq, dlq_dest, reason)
   notify[dlq] = true
 end
 
+-- Make a message deliverable: now, or from visible_at.
+local function place(b, name, id, state, visible_at)
+  if visible_at then
+    redis.call('ZADD', key(b, 'delayed'), visible_at, id)
+    notify[name] = true
+  else
+    ready_add(b, name, id, state)
+  end
+end
+
 -- A delivery ended without an ACK: the message is ready again (or from
 -- visible_at), unless it was delivered as often as its policy allows.
 local function come_back(b, name, id, flight, visible_at)
@@ -138,11 +148,8 @@ local function come_back(b, name, id, flight, visible_at)
   if not state then return end
   if flight[F_MAX] > 0 and state[COUNT] >= flight[F_MAX] then
     bury(b, id, state, flight[F_DLQ], flight[F_DLQ_DEST], 'max-deliveries')
-  elseif visible_at then
-    redis.call('ZADD', key(b, 'delayed'), visible_at, id)
-    notify[name] = true
   else
-    ready_add(b, name, id, state)
+    place(b, name, id, state, visible_at)
   end
 end
 
@@ -180,13 +187,7 @@ local state = cmsgpack.unpack(ARGV[6])
 state[SEQ] = redis.call('INCR', key(base, 'seq'))
 redis.call('HSET', key(base, 'content'), id, ARGV[5])
 put_state(base, id, state)
-local visible_at = state[8]
-if visible_at then
-  redis.call('ZADD', key(base, 'delayed'), visible_at, id)
-  notify[qname] = true
-else
-  ready_add(base, qname, id, state)
-end
+place(base, qname, id, state, state[8])
 finish()
 return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
 """

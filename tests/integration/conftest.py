@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.broker import TWISTD, BrokerProcess, free_port, wait_for_port  # noqa: F401 (used by tests)
-from tests.support.clients import Collector, stomp_client  # noqa: F401 (used by tests)
+from tests.support.clients import Collector, disconnect_all, stomp_client  # noqa: F401 (used by tests)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,7 @@ def connect(broker):
         return conn
 
     yield make
-    for conn in made:
-        try:
-            if conn.is_connected():
-                conn.disconnect()
-        except Exception:
-            pass
+    disconnect_all(made)
 
 
 class RawFrame:

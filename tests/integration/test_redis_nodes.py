@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.support.broker import BrokerProcess
-from tests.support.clients import stomp_client
+from tests.support.clients import disconnect_all, stomp_client
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -31,22 +31,15 @@ def node_config(url: str, node_id: str = "", extra: str = "") -> str:
 
 
 @pytest.fixture
-def start_node(redis_server, tmp_path):
+def start_node(redis_server, start_broker):
     """
     Start stompd nodes on the module's Redis; all stopped at teardown.
     """
-    started = []
 
-    def start(node_id: str = "", url: str | None = None) -> BrokerProcess:
-        directory = tmp_path / f"node{len(started)}"
-        directory.mkdir()
-        node = BrokerProcess(directory, node_config(url or redis_server.url, node_id))
-        started.append(node)
-        return node
+    def start(node_id: str = "") -> BrokerProcess:
+        return start_broker(node_config(redis_server.url, node_id))
 
-    yield start
-    for node in started:
-        node.stop()
+    return start
 
 
 @pytest.fixture
@@ -59,12 +52,7 @@ def clients():
         return conn
 
     yield make
-    for conn in made:
-        try:
-            if conn.is_connected():
-                conn.disconnect()
-        except Exception:
-            pass
+    disconnect_all(made)
 
 
 def subscribe(conn, destination: str, id: str = "s", ack: str = "auto", **headers) -> None:
@@ -159,10 +147,12 @@ def test_receipted_sends_survive_kill_9(redis_server, start_node, clients):
     redis_server.flush()
     node = start_node()
     producer = clients(node.port)
-    receipted = []
-    for n in range(200):
+    for n in range(300):
         producer.send("/queue/durable", f"m{n}", headers={"receipt": f"r{n}", "persistent": "true"})
         if n == 150:
+            # Mid-stream: some confirmed, more on their way.
+            assert producer.collector.wait_for(lambda: len(producer.collector.receipts) >= 20)
+        if n == 200:
             node.kill()
             break
     confirmed = set(producer.collector.receipts)

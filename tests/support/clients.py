@@ -81,3 +81,15 @@ def stomp_client(
     conn.connect(login, passcode, wait=True, headers=connect_headers)
     conn.collector = listener
     return conn
+
+
+def disconnect_all(connections) -> None:
+    """
+    Disconnect every connection still connected, ignoring those that broke.
+    """
+    for conn in connections:
+        try:
+            if conn.is_connected():
+                conn.disconnect()
+        except Exception:
+            pass
