@@ -14,6 +14,10 @@ from stompd.errors import StorageError
 # that a single fast consumer does not starve the others of a fair turn.
 _ROUND_SIZE = 64
 
+# Seconds between looks at the depth of a queue whose publishers wait for
+# room: consumers on other nodes sharing the store drain it unseen.
+ROOM_CHECK_INTERVAL = 0.5
+
 # What an ACK or NACK does with the deliveries it settles.
 ACK = "ack"
 RELEASE = "release"
@@ -47,6 +51,7 @@ class Queue:
         # hold messages that become visible later, which only then is asked.
         self._timer = None
         self._may_have_later = True
+        self._room_timer = None
 
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
@@ -113,6 +118,8 @@ class Queue:
             # queue is down to half.
             waiter = Deferred()
             self._room_waiters.append(waiter)
+            if self._room_timer is None:
+                self._room_timer = self._clock.callLater(ROOM_CHECK_INTERVAL, self._check_room)
             if on_full is not None:
                 on_full(waiter)
         if message.visible_at is not None:
@@ -298,6 +305,12 @@ class Queue:
         else:
             self._wake_at(when)
 
+    def _check_room(self) -> None:
+        self._room_timer = None
+        if self._room_waiters:
+            self._room_timer = self._clock.callLater(ROOM_CHECK_INTERVAL, self._check_room)
+            self.wake()
+
     async def _release_publishers(self) -> None:
         depth = await self._store.depth(self.key)
         if depth < self._high_water // 2 or not self.consumers and depth < self._high_water:
@@ -313,7 +326,8 @@ class Queue:
         The queue is being deleted: let waiting publishers go on, and stop
         waiting for delayed messages.
         """
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._room_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._room_timer = None
         self._let_publishers_go()

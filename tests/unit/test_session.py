@@ -168,6 +168,33 @@ def test_publisher_paused_above_high_water_mark():
     assert producer.transport.producerState == "producing"
 
 
+def test_publisher_waiting_for_room_sees_a_queue_drained_elsewhere():
+    """
+    Another node sharing the store drains the queue: this node hears of no
+    consumer, but looks at the depth while its publisher waits.
+    """
+    from stompd.broker.policy import DEFAULT_POLICY
+    from stompd.broker.queue import ROOM_CHECK_INTERVAL
+
+    store = MemoryStore()
+    broker = make_broker(Config(queues=type(Config().queues)(high_water_mark=4)), store=store)
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(5):
+        producer.send("SEND", {"destination": "/queue/full", "receipt": str(n)}, b"x")
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["0", "1", "2"]
+    # The other node's consumer takes and acknowledges everything.
+    taken = store.reserve("/queue/full", 10, 0.0, DEFAULT_POLICY).result
+    store.ack("/queue/full", [(m.id, m.delivery_count) for m in taken])
+    assert producer.frames() == []
+    broker.clock.advance(ROOM_CHECK_INTERVAL)
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["3", "4"]
+    assert producer.transport.producerState == "producing"
+    # With nobody waiting, the looking stops.
+    broker.clock.advance(ROOM_CHECK_INTERVAL)
+    assert not [call for call in broker.clock.getDelayedCalls() if "check_room" in repr(call)]
+
+
 def test_closed_client_that_does_not_go_is_cut():
     broker = make_broker()
     client = FakeClient(broker)
