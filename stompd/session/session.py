@@ -6,7 +6,9 @@ A transport feeds bytes to L{StompSession.data_received} and reports the end
 with L{StompSession.connection_lost}; the session writes to an
 L{stompd.interfaces.ISessionTransport}. Frames are handled strictly in order:
 when a frame's effect waits on the store, reading from the client pauses
-until it is done.
+until it is done. SENDs without a receipt are the exception: the next frame
+is read while they are stored (in order, by the store), and any later frame
+with a receipt waits for them.
 """
 
 from twisted.internet.defer import Deferred, DeferredList
