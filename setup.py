@@ -19,6 +19,9 @@ setup(
         # 1.6 reconnects differently from 1.4; the store is written for 1.6.
         "txredisapi==1.6.0",
         "msgpack>=1.0",
+        # txredisapi parses replies with it when installed; its own parser
+        # takes a reactor turn for each string of a reply.
+        "hiredis>=2.0",
         "zope.interface>=6.0",
         "service-identity>=23.1",
     ],

@@ -103,15 +103,20 @@ class Queue:
             self.log.debug("{late} late acknowledgements in {queue} changed nothing", late=asked - count, queue=self.key)
         self.wake()
 
-    async def put(self, message, on_full=None) -> None:
+    def put(self, message, on_full=None) -> Deferred:
         """
-        Store C{message} and dispatch. Returns only when the queue is below
-        its high-water mark, so that the publisher, whose next frame waits
-        for this, is slowed down instead of buffered without bound; and
-        calls C{on_full} with the Deferred it waits for, for a publisher
-        that reads on while messages are stored.
+        Store C{message} and dispatch.
+
+        @return: a Deferred firing when it is stored and the queue is below
+            its high-water mark, so that the publisher, whose next frame
+            waits for this, is slowed down instead of buffered without
+            bound. C{on_full} is called with the Deferred it waits for, for
+            a publisher that reads on while messages are stored.
         """
-        depth = await self._store.enqueue(self.key, message)
+        # Callbacks rather than a coroutine: this is every SEND's path.
+        return self._store.enqueue(self.key, message).addCallback(self._stored, message, on_full)
+
+    def _stored(self, depth: int, message, on_full) -> Deferred | None:
         waiter = None
         if depth >= self._high_water:
             # Registered before dispatching, which lets it go once the
@@ -125,8 +130,8 @@ class Queue:
         if message.visible_at is not None:
             self._wake_at(message.visible_at)
         self.wake()
-        if waiter is not None:
-            await waiter
+        # Returned, the put's Deferred waits for it.
+        return waiter
 
     def wake(self) -> None:
         """

@@ -119,7 +119,7 @@ class VirtualHost:
             # (With a shared store the session may be on another node.)
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
             return succeed(None)
-        return Deferred.fromCoroutine(self._queue(found, by_subscribe=False).put(message, on_full))
+        return self._queue(found, by_subscribe=False).put(message, on_full)
 
     async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
         """

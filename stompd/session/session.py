@@ -6,9 +6,9 @@ A transport feeds bytes to L{StompSession.data_received} and reports the end
 with L{StompSession.connection_lost}; the session writes to an
 L{stompd.interfaces.ISessionTransport}. Frames are handled strictly in order:
 when a frame's effect waits on the store, reading from the client pauses
-until it is done. SENDs without a receipt are the exception: the next frame
-is read while they are stored (in order, by the store), and any later frame
-with a receipt waits for them.
+until it is done. SENDs, ACKs and NACKs without a receipt are the exception: the
+next frame is read while they are stored (in order, by the store), and any
+later frame with a receipt waits for them.
 """
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -28,10 +28,10 @@ from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
 _CONNECT_COMMANDS = ("CONNECT", "STOMP")
-# SENDs without a receipt whose storing a session does not wait for before
-# reading on (a store over the network answers each after a round trip);
-# past this many, it waits.
-MAX_UNCONFIRMED_SENDS = 256
+# SENDs, ACKs and NACKs without a receipt whose storing a session does not
+# wait for before reading on (a store over the network answers each after a
+# round trip); past this many, it waits.
+MAX_UNCONFIRMED = 256
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 
 
@@ -130,7 +130,8 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
-        # Deferreds of SENDs without a receipt still being stored, oldest first.
+        # Deferreds of SENDs, ACKs and NACKs without a receipt still being
+        # stored, oldest first.
         self._unconfirmed: list[Deferred] = []
         # Fires when a queue an earlier SEND filled has room again.
         self._room: Deferred | None = None
@@ -245,14 +246,14 @@ class StompSession:
 
     def _go_on_while_stored(self, storing: Deferred) -> Deferred | None:
         """
-        A SEND without a receipt: read the next frame while it is stored.
-        The store keeps one session's calls in order, and a later frame
-        with a receipt waits for it (see L{_dispatch}); if storing fails,
-        the client gets an ERROR.
+        A SEND, ACK or NACK without a receipt: read the next frame while its
+        effect is stored. The store keeps one session's calls in order, and
+        a later frame with a receipt waits for it (see L{_dispatch}); if
+        storing fails, the client gets an ERROR.
         """
         self._unconfirmed.append(storing)
         storing.addBoth(self._unconfirmed_done, storing)
-        if len(self._unconfirmed) < MAX_UNCONFIRMED_SENDS:
+        if len(self._unconfirmed) < MAX_UNCONFIRMED:
             return None
         oldest = Deferred()
         self._unconfirmed[0].addBoth(lambda _: oldest.callback(None))
@@ -504,10 +505,7 @@ class StompSession:
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
-        storing = self._publish(frame)
-        if storing.called or "receipt" in frame.headers:
-            return storing
-        return self._go_on_while_stored(storing)
+        return self._unless_confirmation_asked(frame, self._publish(frame))
 
     def _publish(self, frame: Frame) -> Deferred:
         headers = frame.headers
@@ -617,10 +615,20 @@ class StompSession:
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
-        return self._acknowledge(frame)
+        return self._unless_confirmation_asked(frame, self._acknowledge(frame))
 
     def on_NACK(self, frame: Frame):
-        return self._acknowledge(frame)
+        return self._unless_confirmation_asked(frame, self._acknowledge(frame))
+
+    def _unless_confirmation_asked(self, frame: Frame, storing: Deferred | None) -> Deferred | None:
+        """
+        What a SEND, ACK or NACK waits for: its store call if the frame
+        asks for a receipt or the store has answered already; else the next
+        frame is read while it is stored (see L{_go_on_while_stored}).
+        """
+        if storing is None or storing.called or "receipt" in frame.headers:
+            return storing
+        return self._go_on_while_stored(storing)
 
     @property
     def _ack_header(self) -> str:

@@ -14,6 +14,7 @@ the key layout.
 """
 
 import os
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -24,12 +25,13 @@ from twisted.internet.defer import TimeoutError as CallTimedOut
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stompd.errors import ConfigError, StorageError
 from stompd.interfaces import IMessageStore
 from stompd.storage import redis_scripts as scripts
-from stompd.storage.codec import pack_content, pack_message, pack_state, unpack_message, unpack_message_packed
+from stompd.storage.codec import pack_head, pack_message, pack_state, unpack_message, unpack_message_packed
 
 
 @dataclass(frozen=True)
@@ -215,11 +217,17 @@ class RedisStore:
         self._redis = None
         self._subscriber_factory = None
         self._sentinel = None
+        # (deadline, Deferred) of calls made, oldest first; see _call.
+        self._deadlines: deque = deque()
+        self._watchdog = None
         self._renewing = None
         self._reaping = None
         self._ever_subscribed = False
         # Fires once the pub/sub connection first subscribed.
         self._listening = Deferred()
+        # (script, queue) -> [(its arguments, Deferred)] joined this turn
+        self._batches: dict[tuple[str, str], list] = {}
+        self._batch_call = None
         # Releases that failed while Redis was away, to be made again.
         self._owed: list[tuple[str, str, list]] = []
 
@@ -228,7 +236,14 @@ class RedisStore:
     def _factory(self, protocol):
         address = self.settings.address
         factory = txredisapi.RedisFactory(
-            None, address["db"], 1, isLazy=True, charset=None, password=address["password"], replyTimeout=self._timeout
+            None,
+            address["db"],
+            1,
+            isLazy=True,
+            charset=None,
+            password=address["password"],
+            replyTimeout=self._timeout,
+            convertNumbers=False,
         )
         factory.protocol = protocol
         return factory
@@ -240,12 +255,15 @@ class RedisStore:
         return TCP4ClientEndpoint(self._reactor, address["host"], address["port"], timeout=self._timeout)
 
     def _connect(self) -> None:
+        self._watchdog = LoopingCall(self._end_late_calls)
+        self._watchdog.clock = self._reactor
+        self._watchdog.start(self._timeout / 4, now=False)
         if self.settings.sentinels:
             sentinels = [(host, int(port)) for host, _, port in (s.rpartition(":") for s in self.settings.sentinels)]
             address = self.settings.address
             # Sentinels are asked in text, which txredisapi's discovery expects.
             self._sentinel = txredisapi.Sentinel(sentinels, replyTimeout=self._timeout)
-            options = {"charset": None, "password": address["password"], "replyTimeout": self._timeout}
+            options = {"charset": None, "password": address["password"], "replyTimeout": self._timeout, "convertNumbers": False}
             service = self.settings.service
             self._redis = self._sentinel.master_for(service, _SentinelMainFactory, dbid=address["db"], **options)
             subscriber = self._sentinel.master_for(service, _SentinelSubscriberFactory, dbid=address["db"], **options)
@@ -269,8 +287,21 @@ class RedisStore:
             called = getattr(self._redis, method)(*args)
         except Exception as e:
             return fail(StorageError("storage unavailable", f"Redis {method} failed: {e}"))
-        called.addTimeout(self._timeout, self._reactor)
+        # One watchdog for all calls, not a timer each: calls end in the
+        # order they are made, so the oldest is at the left.
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1].called:
+            deadlines.popleft()
+        deadlines.append((self._reactor.seconds() + self._timeout, called))
         return called.addErrback(self._failed, method)
+
+    def _end_late_calls(self) -> None:
+        now = self._reactor.seconds()
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][1].called or deadlines[0][0] <= now):
+            _, called = deadlines.popleft()
+            if not called.called:
+                called.cancel()
 
     def _failed(self, failure, method: str):
         if failure.check(CallTimedOut, CancelledError, txredisapi.TimeoutError):
@@ -283,8 +314,68 @@ class RedisStore:
         return failure
 
     def _script(self, source: str, queue: str, *args) -> Deferred:
-        base = f"{self._prefix}q:{{{queue}}}".encode()
-        return self._call("eval", source, [base], [self._prefix_bytes, queue.encode(), self._node_bytes, *args])
+        """
+        Run a script on C{queue}'s keys, after the batched calls made
+        before it (so that one node's calls stay in order).
+        """
+        if self._batches:
+            self._send_batches()
+        return self._eval(source, queue, args)
+
+    def _eval(self, source: str, queue: str, args) -> Deferred:
+        keys_and_args = (
+            b"1", f"{self._prefix}q:{{{queue}}}".encode(), self._prefix_bytes, queue.encode(), self._node_bytes, *args
+        )
+        running = self._call("execute_command", b"EVALSHA", scripts.sha(source), *keys_and_args)
+        return running.addErrback(self._unknown_script, source, keys_and_args)
+
+    def _unknown_script(self, failure, source: str, keys_and_args: tuple):
+        if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
+            # Redis restarted (or its scripts were flushed): send it whole,
+            # which also makes Redis keep it again.
+            return self._call("execute_command", b"EVAL", source.encode(), *keys_and_args)
+        return failure
+
+    def _batched(self, source: str, queue: str, args: list) -> Deferred:
+        """
+        Join calls of C{source} on C{queue} made in one reactor turn (the
+        SENDs or ACKs of one read, of many clients) into one script run:
+        one Redis round trip instead of one each.
+        """
+        batch = self._batches.get((source, queue))
+        if batch is None:
+            batch = self._batches[(source, queue)] = []
+            if self._batch_call is None:
+                self._batch_call = self._reactor.callLater(0, self._send_batches)
+        done = Deferred()
+        batch.append((args, done))
+        return done
+
+    def _send_batches(self) -> None:
+        if self._batch_call is not None and self._batch_call.active():
+            self._batch_call.cancel()
+        self._batch_call = None
+        batches, self._batches = self._batches, {}
+        for (source, queue), calls in batches.items():
+            joined = [arg for args, _ in calls for arg in args]
+            self._eval(source, queue, joined).addBoth(self._batch_done, source, calls)
+
+    @staticmethod
+    def _batch_done(reply, source: str, calls: list) -> None:
+        if isinstance(reply, Failure):
+            for _, done in calls:
+                done.errback(reply)
+            return
+        if source is scripts.ACK:
+            # One flag per delivery: each caller gets the count of its own.
+            offset = 0
+            for args, done in calls:
+                pairs = len(args) // 2
+                done.callback(sum(reply[offset : offset + pairs]))
+                offset += pairs
+        else:
+            for _, done in calls:
+                done.callback(reply)
 
     def _announce(self, moved) -> None:
         for queue in moved:
@@ -339,6 +430,8 @@ class RedisStore:
         return Deferred.fromCoroutine(self._stop())
 
     async def _disconnect(self) -> None:
+        if self._watchdog is not None and self._watchdog.running:
+            self._watchdog.stop()
         for factory in (getattr(self._redis, "_factory", None), self._subscriber_factory, self._sentinel):
             if factory is not None:
                 try:
@@ -448,6 +541,8 @@ class RedisStore:
 
     def publish(self, vhost, topic, message):
         data = msgpack.packb([self._node_bytes, vhost.encode(), topic.encode(), pack_message(message)], use_bin_type=True)
+        if self._batches:
+            self._send_batches()
         return self._call("publish", self._topic_channel, data)
 
     def bind(self, vhost, queue, pattern):
@@ -476,7 +571,9 @@ class RedisStore:
         self._binding_watchers.append(callback)
 
     def enqueue(self, queue, message):
-        return self._script(scripts.ENQUEUE, queue, message.id.encode(), pack_content(message), pack_state(message))
+        return self._batched(
+            scripts.ENQUEUE, queue, [message.id.encode(), pack_head(message), message.body, pack_state(message)]
+        )
 
     def reserve(self, queue, limit, now, policy):
         reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))
@@ -485,7 +582,7 @@ class RedisStore:
     def _reserved(self, reply) -> list:
         moved, taken = reply
         self._announce(moved)
-        return [unpack_message(taken[n], taken[n + 1]) for n in range(0, len(taken), 2)]
+        return [unpack_message(taken[n], taken[n + 1], taken[n + 2]) for n in range(0, len(taken), 3)]
 
     def _moved(self, reply) -> int:
         moved, settled = reply
@@ -495,7 +592,7 @@ class RedisStore:
     def ack(self, queue, deliveries):
         if not deliveries:
             return succeed(0)
-        return self._script(scripts.ACK, queue, *_pairs(deliveries))
+        return self._batched(scripts.ACK, queue, _pairs(deliveries))
 
     def release(self, queue, deliveries, visible_at):
         if not deliveries:

@@ -13,7 +13,25 @@ describes the key layout and what each script keeps true.
 Times are broker-clock seconds, passed in exactly (Python's C{repr} of a
 float) and returned as strings, because Redis turns a Lua number in a reply
 into an integer.
+
+Scripts are called by their SHA-1 (L{sha}); Redis forgets them when it
+restarts, and then the store sends them whole once.
 """
+
+import hashlib
+
+_shas: dict[str, bytes] = {}
+
+
+def sha(source: str) -> bytes:
+    """
+    The SHA-1 Redis knows script C{source} by, for EVALSHA.
+    """
+    found = _shas.get(source)
+    if found is None:
+        found = _shas[source] = hashlib.sha1(source.encode()).hexdigest().encode()
+    return found
+
 
 # Shared by every script: key names, the ready set's order, moving messages
 # between ready, delayed, in flight and the dead-letter queue.
@@ -71,7 +89,8 @@ local function ready_remove(b, id, state)
 end
 
 local function forget(b, id)
-  redis.call('HDEL', key(b, 'content'), id)
+  redis.call('HDEL', key(b, 'head'), id)
+  redis.call('HDEL', key(b, 'body'), id)
   redis.call('HDEL', key(b, 'state'), id)
 end
 
@@ -98,10 +117,11 @@ local function millis(t) return string.format('%d', math.floor(t * 1000)) end
 -- copy is built as stompd.broker.message.dead_letter_of builds it, and the
 -- store contract suite holds both to the same headers.
 local function bury(b, id, state, dlq, dlq_dest, reason)
-  local content = redis.call('HGET', key(b, 'content'), id)
+  local head = redis.call('HGET', key(b, 'head'), id)
+  local body = redis.call('HGET', key(b, 'body'), id)
   forget(b, id)
-  if not dlq or not content then return end
-  local message = cmsgpack.unpack(content)
+  if not dlq or not head then return end
+  local message = cmsgpack.unpack(head)
   local flat = {}
   local old = message[3]
   for i = 1, #old, 2 do
@@ -123,7 +143,8 @@ local function bury(b, id, state, dlq, dlq_dest, reason)
   local dead_id = message[1] .. '-dl'
   local db = base_of(dlq)
   local dead_state = {redis.call('INCR', key(db, 'seq')), state[PRIO], state[CHAN], false, 0, false, false, false}
-  redis.call('HSET', key(db, 'content'), dead_id, cmsgpack.pack({dead_id, dlq_dest, flat, message[4]}))
+  redis.call('HSET', key(db, 'head'), dead_id, cmsgpack.pack({dead_id, dlq_dest, flat}))
+  redis.call('HSET', key(db, 'body'), dead_id, body)
   put_state(db, dead_id, dead_state)
   ready_add(db, dlq, dead_id, dead_state)
   moved[dlq] = true
@@ -181,13 +202,17 @@ end
 ENQUEUE = (
     _PRELUDE
     + r"""
--- ARGV[4] id, ARGV[5] content, ARGV[6] state (its sequence is set here)
-local id = ARGV[4]
-local state = cmsgpack.unpack(ARGV[6])
-state[SEQ] = redis.call('INCR', key(base, 'seq'))
-redis.call('HSET', key(base, 'content'), id, ARGV[5])
-put_state(base, id, state)
-place(base, qname, id, state, state[8])
+-- ARGV[4..]: id, head, body, state (its sequence is set here) of each
+-- message, in order
+for i = 4, #ARGV, 4 do
+  local id = ARGV[i]
+  local state = cmsgpack.unpack(ARGV[i + 3])
+  state[SEQ] = redis.call('INCR', key(base, 'seq'))
+  redis.call('HSET', key(base, 'head'), id, ARGV[i + 1])
+  redis.call('HSET', key(base, 'body'), id, ARGV[i + 2])
+  put_state(base, id, state)
+  place(base, qname, id, state, state[8])
+end
 finish()
 return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
 """
@@ -267,7 +292,8 @@ while #taken < limit do
         {state[COUNT], lease_until, node, previous_last, max_deliveries, dlq, dlq_dest, dead_letter_expired}))
       if lease_until then redis.call('ZADD', key(base, 'leases'), lease_until, id) end
       redis.call('SADD', key(base, 'node:' .. node), id)
-      taken[#taken + 1] = redis.call('HGET', key(base, 'content'), id)
+      taken[#taken + 1] = redis.call('HGET', key(base, 'head'), id)
+      taken[#taken + 1] = redis.call('HGET', key(base, 'body'), id)
       taken[#taken + 1] = cmsgpack.pack(state)
     end
   end
@@ -300,10 +326,20 @@ ACK = (
     _PRELUDE
     + _DELIVERIES
     + r"""
-return each_current(4, function(id, flight)
-  end_flight(base, id, flight)
-  forget(base, id)
-end)
+-- Returns 1 or 0 for each delivery: whether it was current (and is gone).
+local done = {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local flight = current(base, id, tonumber(ARGV[i + 1]))
+  if flight then
+    end_flight(base, id, flight)
+    forget(base, id)
+    done[#done + 1] = 1
+  else
+    done[#done + 1] = 0
+  end
+end
+return done
 """
 )
 
@@ -374,7 +410,7 @@ end
 for _, holder in ipairs(redis.call('SMEMBERS', key(base, 'nodes'))) do
   redis.call('DEL', key(base, 'node:' .. holder))
 end
-for _, part in ipairs({'content', 'state', 'ready', 'delayed', 'flight', 'leases', 'seq', 'channels', 'nodes'}) do
+for _, part in ipairs({'head', 'body', 'state', 'ready', 'delayed', 'flight', 'leases', 'seq', 'channels', 'nodes'}) do
   redis.call('DEL', key(base, part))
 end
 return 0

@@ -240,6 +240,13 @@ async def test_through_sentinel(redis_server, tmp_path):
 
     redis_server.flush()
     sentinel = RedisSentinel(tmp_path / "sentinel", redis_server)
+    try:
+        await _two_nodes_through(sentinel, redis_server)
+    finally:
+        sentinel.stop()
+
+
+async def _two_nodes_through(sentinel, redis_server) -> None:
     options = {"sentinels": (f"127.0.0.1:{sentinel.port}",), "service": sentinel.service}
     n1, n2 = await started(redis_server, "n1", **options), await started(redis_server, "n2", **options)
     try:
@@ -251,7 +258,6 @@ async def test_through_sentinel(redis_server, tmp_path):
     finally:
         await n1.stop()
         await n2.stop()
-        sentinel.stop()
 
 
 @pytest_twisted.ensureDeferred

@@ -293,14 +293,14 @@ def test_a_send_not_stored_gets_an_error_and_nothing_later_is_confirmed():
 
 
 def test_unconfirmed_sends_are_bounded():
-    from stompd.session.session import MAX_UNCONFIRMED_SENDS
+    from stompd.session.session import MAX_UNCONFIRMED
 
     store = SlowStore()
     client = FakeClient(make_broker(store=store))
     client.connect()
-    for n in range(MAX_UNCONFIRMED_SENDS + 10):
+    for n in range(MAX_UNCONFIRMED + 10):
         client.send("SEND", {"destination": "/queue/q"}, b"%d" % n)
-    assert len(store.pending) == MAX_UNCONFIRMED_SENDS
+    assert len(store.pending) == MAX_UNCONFIRMED
     assert client.transport.producerState == "paused"
     store.answer()
-    assert len(store.pending) == MAX_UNCONFIRMED_SENDS
+    assert len(store.pending) == MAX_UNCONFIRMED

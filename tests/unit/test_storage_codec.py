@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stompd.broker.message import Message
-from stompd.storage.codec import pack_content, pack_message, pack_state, unpack_message, unpack_message_packed
+from stompd.storage.codec import pack_head, pack_message, pack_state, unpack_message, unpack_message_packed
 
 text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 times = st.none() | st.floats(min_value=0, max_value=1e13, allow_nan=False)
@@ -38,5 +38,5 @@ def fields(message: Message) -> tuple:
 
 @given(messages())
 def test_round_trip(message):
-    assert fields(unpack_message(pack_content(message), pack_state(message))) == fields(message)
+    assert fields(unpack_message(pack_head(message), message.body, pack_state(message))) == fields(message)
     assert fields(unpack_message_packed(pack_message(message))) == fields(message)
