@@ -505,7 +505,7 @@ class RedisStore:
                 self._pay_back_soon()
             for callback in self._watchers:
                 callback(None)
-        else:
+        elif not self._listening.called:
             self._listening.callback(None)
         self._ever_subscribed = True
 

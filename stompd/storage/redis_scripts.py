@@ -44,7 +44,9 @@ local BAND = 1099511627776
 -- state fields (see stompd.storage.codec)
 local SEQ, PRIO, CHAN, EXPIRES, COUNT, FIRST, LAST = 1, 2, 3, 4, 5, 6, 7
 -- in-flight fields
-local F_COUNT, F_LEASE, F_NODE, F_PREV_LAST, F_MAX, F_DLQ, F_DLQ_DEST, F_DLE = 1, 2, 3, 4, 5, 6, 7, 8
+-- (a message's stored state stays as it was before the delivery, which the
+-- in-flight record describes: its count and time, F_COUNT and F_AT)
+local F_COUNT, F_LEASE, F_NODE, F_AT, F_MAX, F_DLQ, F_DLQ_DEST, F_DLE = 1, 2, 3, 4, 5, 6, 7, 8
 
 local moved = {}    -- dead-letter queues that got messages: told to this node
 local notify = {}   -- queues that got deliverable messages: told to every node
@@ -54,32 +56,48 @@ local function base_of(name) return prefix .. 'q:{' .. name .. '}' end
 
 local function score(state) return (9 - state[PRIO]) * BAND + state[SEQ] end
 
+-- A message's own hash: its head, body and state.
+local function message_key(b, id) return b .. ':m:' .. id end
+
 local function get_state(b, id)
-  local packed = redis.call('HGET', key(b, 'state'), id)
+  local packed = redis.call('HGET', message_key(b, id), 'state')
   if not packed then return nil end
   return cmsgpack.unpack(packed)
 end
 
 local function put_state(b, id, state)
-  redis.call('HSET', key(b, 'state'), id, cmsgpack.pack(state))
+  redis.call('HSET', message_key(b, id), 'state', cmsgpack.pack(state))
+end
+
+-- Sets (ready, channel lanes) seen this run, and whether each was empty
+-- then: a queue or channel that was empty gets a work notice; one looked
+-- at once per run, not once per message.
+local was_empty = {}
+local function empty_before(set)
+  local empty = was_empty[set]
+  if empty == nil then
+    empty = redis.call('ZCARD', set) == 0
+    was_empty[set] = empty
+  end
+  return empty
 end
 
 local function ready_add(b, name, id, state)
   local s = score(state)
-  redis.call('ZADD', key(b, 'ready'), s, id)
-  local became = redis.call('ZCARD', key(b, 'ready')) == 1
+  local ready = key(b, 'ready')
+  if empty_before(ready) then notify[name] = true end
+  redis.call('ZADD', ready, s, id)
   local channel = state[CHAN]
   if channel then
     local lane = key(b, 'ch:' .. channel)
+    if empty_before(lane) then notify[name] = true end
     redis.call('ZADD', lane, s, id)
     redis.call('SADD', key(b, 'channels'), channel)
-    if redis.call('ZCARD', lane) == 1 then became = true end
   end
-  if became then notify[name] = true end
 end
 
-local function ready_remove(b, id, state)
-  redis.call('ZREM', key(b, 'ready'), id)
+local function ready_remove(b, id, state, popped)
+  if not popped then redis.call('ZREM', key(b, 'ready'), id) end
   local channel = state[CHAN]
   if channel then
     local lane = key(b, 'ch:' .. channel)
@@ -89,15 +107,12 @@ local function ready_remove(b, id, state)
 end
 
 local function forget(b, id)
-  redis.call('HDEL', key(b, 'head'), id)
-  redis.call('HDEL', key(b, 'body'), id)
-  redis.call('HDEL', key(b, 'state'), id)
+  redis.call('DEL', message_key(b, id))
 end
 
 local function end_flight(b, id, flight)
   redis.call('HDEL', key(b, 'flight'), id)
-  redis.call('ZREM', key(b, 'leases'), id)
-  redis.call('SREM', key(b, 'node:' .. flight[F_NODE]), id)
+  if flight[F_LEASE] then redis.call('ZREM', key(b, 'leases'), id) end
 end
 
 local function set_header(flat, name, value)
@@ -117,8 +132,8 @@ local function millis(t) return string.format('%d', math.floor(t * 1000)) end
 -- copy is built as stompd.broker.message.dead_letter_of builds it, and the
 -- store contract suite holds both to the same headers.
 local function bury(b, id, state, dlq, dlq_dest, reason)
-  local head = redis.call('HGET', key(b, 'head'), id)
-  local body = redis.call('HGET', key(b, 'body'), id)
+  local parts = redis.call('HMGET', message_key(b, id), 'head', 'body')
+  local head, body = parts[1], parts[2]
   forget(b, id)
   if not dlq or not head then return end
   local message = cmsgpack.unpack(head)
@@ -143,9 +158,8 @@ local function bury(b, id, state, dlq, dlq_dest, reason)
   local dead_id = message[1] .. '-dl'
   local db = base_of(dlq)
   local dead_state = {redis.call('INCR', key(db, 'seq')), state[PRIO], state[CHAN], false, 0, false, false, false}
-  redis.call('HSET', key(db, 'head'), dead_id, cmsgpack.pack({dead_id, dlq_dest, flat}))
-  redis.call('HSET', key(db, 'body'), dead_id, body)
-  put_state(db, dead_id, dead_state)
+  redis.call('HSET', message_key(db, dead_id), 'head', cmsgpack.pack({dead_id, dlq_dest, flat}), 'body', body,
+    'state', cmsgpack.pack(dead_state))
   ready_add(db, dlq, dead_id, dead_state)
   moved[dlq] = true
   notify[dlq] = true
@@ -161,11 +175,23 @@ local function place(b, name, id, state, visible_at)
   end
 end
 
+-- The state of a message in flight, with its delivery counted: kept, now
+-- that the delivery ends without an ACK.
+local function delivered(b, id, flight)
+  local state = get_state(b, id)
+  if not state then return nil end
+  state[COUNT] = flight[F_COUNT]
+  state[LAST] = flight[F_AT]
+  if not state[FIRST] then state[FIRST] = flight[F_AT] end
+  put_state(b, id, state)
+  return state
+end
+
 -- A delivery ended without an ACK: the message is ready again (or from
 -- visible_at), unless it was delivered as often as its policy allows.
 local function come_back(b, name, id, flight, visible_at)
   end_flight(b, id, flight)
-  local state = get_state(b, id)
+  local state = delivered(b, id, flight)
   if not state then return end
   if flight[F_MAX] > 0 and state[COUNT] >= flight[F_MAX] then
     bury(b, id, state, flight[F_DLQ], flight[F_DLQ_DEST], 'max-deliveries')
@@ -204,13 +230,14 @@ ENQUEUE = (
     + r"""
 -- ARGV[4..]: id, head, body, state (its sequence is set here) of each
 -- message, in order
+local count = (#ARGV - 3) / 4
+local sequence = redis.call('INCRBY', key(base, 'seq'), count) - count
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local state = cmsgpack.unpack(ARGV[i + 3])
-  state[SEQ] = redis.call('INCR', key(base, 'seq'))
-  redis.call('HSET', key(base, 'head'), id, ARGV[i + 1])
-  redis.call('HSET', key(base, 'body'), id, ARGV[i + 2])
-  put_state(base, id, state)
+  sequence = sequence + 1
+  state[SEQ] = sequence
+  redis.call('HSET', message_key(base, id), 'head', ARGV[i + 1], 'body', ARGV[i + 2], 'state', cmsgpack.pack(state))
   place(base, qname, id, state, state[8])
 end
 finish()
@@ -243,13 +270,17 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', key(base, 'delayed'), '-inf', no
   if state then ready_add(base, qname, id, state) end
 end
 
--- The next candidates, in delivery order, that the channel filter reads.
+-- The next candidates, in delivery order, that the channel filter reads;
+-- and whether they were taken off the ready set already.
 local function candidates(wanted)
   if not channel then
-    return redis.call('ZRANGE', key(base, 'ready'), 0, wanted - 1)
+    local popped = redis.call('ZPOPMIN', key(base, 'ready'), wanted)
+    local ids = {}
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    return ids, true
   end
   if string.sub(channel, -1) ~= '*' then
-    return redis.call('ZRANGE', key(base, 'ch:' .. channel), 0, wanted - 1)
+    return redis.call('ZRANGE', key(base, 'ch:' .. channel), 0, wanted - 1), false
   end
   local stem = string.sub(channel, 1, -2)
   local found = {}
@@ -262,18 +293,19 @@ local function candidates(wanted)
   table.sort(found, function(a, b) return a[1] < b[1] end)
   local ids = {}
   for i = 1, math.min(wanted, #found) do ids[i] = found[i][2] end
-  return ids
+  return ids, false
 end
 
 local taken = {}
 local lease_until = false
 if lease then lease_until = now + lease end
 while #taken < limit do
-  local ids = candidates(limit - #taken)
+  local ids, popped = candidates(limit - #taken)
   if #ids == 0 then break end
   for _, id in ipairs(ids) do
-    local state = get_state(base, id)
-    ready_remove(base, id, state)
+    local parts = redis.call('HMGET', message_key(base, id), 'head', 'body', 'state')
+    local state = cmsgpack.unpack(parts[3])
+    ready_remove(base, id, state, popped)
     if state[EXPIRES] and state[EXPIRES] <= now then
       if dead_letter_expired then
         bury(base, id, state, dlq, dlq_dest, 'expired')
@@ -283,23 +315,21 @@ while #taken < limit do
     elseif max_deliveries > 0 and state[COUNT] >= max_deliveries then
       bury(base, id, state, dlq, dlq_dest, 'max-deliveries')
     else
-      local previous_last = state[LAST]
+      -- Stored as it was: the in-flight record counts the delivery (see
+      -- delivered), so an ACK, the usual end, writes nothing back.
       state[COUNT] = state[COUNT] + 1
       state[LAST] = now
       if not state[FIRST] then state[FIRST] = now end
-      put_state(base, id, state)
       redis.call('HSET', key(base, 'flight'), id, cmsgpack.pack(
-        {state[COUNT], lease_until, node, previous_last, max_deliveries, dlq, dlq_dest, dead_letter_expired}))
+        {state[COUNT], lease_until, node, now, max_deliveries, dlq, dlq_dest, dead_letter_expired}))
       if lease_until then redis.call('ZADD', key(base, 'leases'), lease_until, id) end
-      redis.call('SADD', key(base, 'node:' .. node), id)
-      taken[#taken + 1] = redis.call('HGET', key(base, 'head'), id)
-      taken[#taken + 1] = redis.call('HGET', key(base, 'body'), id)
+      taken[#taken + 1] = parts[1]
+      taken[#taken + 1] = parts[2]
       taken[#taken + 1] = cmsgpack.pack(state)
     end
   end
 end
 if #taken > 0 then
-  redis.call('SADD', key(base, 'nodes'), node)
   redis.call('SADD', prefix .. 'node:' .. node .. ':queues', qname)
 end
 return {finish(), taken}
@@ -360,14 +390,10 @@ UNRESERVE = (
     _PRELUDE
     + _DELIVERIES
     + r"""
+-- The stored state is still the one from before the delivery.
 local settled = each_current(4, function(id, flight)
   end_flight(base, id, flight)
-  local state = get_state(base, id)
-  state[COUNT] = state[COUNT] - 1
-  state[LAST] = flight[F_PREV_LAST]
-  if state[COUNT] == 0 then state[FIRST] = false end
-  put_state(base, id, state)
-  ready_add(base, qname, id, state)
+  ready_add(base, qname, id, get_state(base, id))
 end)
 finish()
 return settled
@@ -382,7 +408,7 @@ DEAD_LETTER = (
 local reason = ARGV[4]
 local settled = each_current(5, function(id, flight)
   end_flight(base, id, flight)
-  bury(base, id, get_state(base, id), flight[F_DLQ], flight[F_DLQ_DEST], reason)
+  bury(base, id, delivered(base, id, flight), flight[F_DLQ], flight[F_DLQ_DEST], reason)
 end)
 return {finish(), settled}
 """
@@ -407,10 +433,11 @@ DELETE = (
 for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
   redis.call('DEL', key(base, 'ch:' .. channel))
 end
-for _, holder in ipairs(redis.call('SMEMBERS', key(base, 'nodes'))) do
-  redis.call('DEL', key(base, 'node:' .. holder))
+for _, set in ipairs({'ready', 'delayed'}) do
+  for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do forget(base, id) end
 end
-for _, part in ipairs({'head', 'body', 'state', 'ready', 'delayed', 'flight', 'leases', 'seq', 'channels', 'nodes'}) do
+for _, id in ipairs(redis.call('HKEYS', key(base, 'flight'))) do forget(base, id) end
+for _, part in ipairs({'ready', 'delayed', 'flight', 'leases', 'seq', 'channels'}) do
   redis.call('DEL', key(base, part))
 end
 return 0
@@ -421,17 +448,13 @@ return 0
 REAP_NODE = (
     _PRELUDE
     + r"""
+-- Rare (a node died): every delivery in flight is looked at.
 local gone = ARGV[4]
-local holding = key(base, 'node:' .. gone)
-for _, id in ipairs(redis.call('SMEMBERS', holding)) do
-  local packed = redis.call('HGET', key(base, 'flight'), id)
-  if packed then
-    local flight = cmsgpack.unpack(packed)
-    if flight[F_NODE] == gone then come_back(base, qname, id, flight, nil) end
-  end
+local flights = redis.call('HGETALL', key(base, 'flight'))
+for i = 1, #flights, 2 do
+  local flight = cmsgpack.unpack(flights[i + 1])
+  if flight[F_NODE] == gone then come_back(base, qname, flights[i], flight, nil) end
 end
-redis.call('DEL', holding)
-redis.call('SREM', key(base, 'nodes'), gone)
 return {finish(), 0}
 """
 )
