@@ -6,12 +6,15 @@ A transport feeds bytes to L{StompSession.data_received} and reports the end
 with L{StompSession.connection_lost}; the session writes to an
 L{stompd.interfaces.ISessionTransport}. Frames are handled strictly in order:
 when a frame's effect waits on the store, reading from the client pauses
-until it is done. SENDs, ACKs and NACKs without a receipt are the exception: the
-next frame is read while they are stored (in order, by the store), and any
-later frame with a receipt waits for them.
+until it is done. SENDs, ACKs and NACKs are the exception: the next frame is read
+while they are stored (in order, by the store), their RECEIPTs are sent in
+order once stored, and any later frame of another kind with a receipt
+waits for them.
 """
 
-from twisted.internet.defer import Deferred, DeferredList
+from collections import deque
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -28,10 +31,38 @@ from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
 _CONNECT_COMMANDS = ("CONNECT", "STOMP")
-# SENDs, ACKs and NACKs without a receipt whose storing a session does not
-# wait for before reading on (a store over the network answers each after a
-# round trip); past this many, it waits.
+# Frames whose effect is stored, which a session reads past while it is.
+_STORED_COMMANDS = ("SEND", "ACK", "NACK")
+# SENDs, ACKs and NACKs whose storing a session does not wait for before
+# reading on (a store over the network answers each after a round trip);
+# past this many, it waits.
 MAX_UNCONFIRMED = 256
+
+
+class _Unconfirmed:
+    """
+    A frame being stored: its store call, the RECEIPT it asked for, and
+    whether it is stored.
+    """
+
+    __slots__ = ("storing", "receipt", "done")
+
+    def __init__(self, storing: Deferred, receipt: str | None) -> None:
+        self.storing = storing
+        self.receipt = receipt
+        self.done = False
+
+
+class _Stored:
+    """
+    A handler's answer for a frame being stored: the session reads on (once
+    C{waiter} fires, if there are too many) and sends its RECEIPT later.
+    """
+
+    __slots__ = ("waiter",)
+
+    def __init__(self, waiter: Deferred | None) -> None:
+        self.waiter = waiter
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 
 
@@ -130,9 +161,8 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
-        # Deferreds of SENDs, ACKs and NACKs without a receipt still being
-        # stored, oldest first.
-        self._unconfirmed: list[Deferred] = []
+        # SENDs, ACKs and NACKs still being stored, oldest first.
+        self._unconfirmed: deque[_Unconfirmed] = deque()
         # Fires when a queue an earlier SEND filled has room again.
         self._room: Deferred | None = None
         self._reading_paused = False
@@ -210,7 +240,13 @@ class StompSession:
         except Exception:
             self._frame_done(Failure(), frame)
             return
-        if isinstance(result, Deferred):
+        if isinstance(result, _Stored):
+            # Its RECEIPT, if asked, comes once it is stored (in order).
+            if result.waiter is None:
+                self._frame_done(None, frame, receipt=False)
+            else:
+                result.waiter.addBoth(self._frame_done, frame, False)
+        elif isinstance(result, Deferred):
             result.addBoth(self._frame_done, frame)
         else:
             self._frame_done(None, frame)
@@ -218,8 +254,9 @@ class StompSession:
     def _waits_before(self, frame: Frame) -> list[Deferred]:
         """
         What C{frame} must wait for before it is handled: room in a queue an
-        earlier SEND filled, and, for a frame with a receipt (which
-        confirms every frame before it), the SENDs still being stored.
+        earlier SEND filled, and, for a frame with a receipt other than a
+        SEND, ACK or NACK (which confirms every frame before it), the
+        frames still being stored.
         """
         waits = []
         room = self._room
@@ -228,8 +265,8 @@ class StompSession:
                 self._room = None
             else:
                 waits.append(room)
-        if self._unconfirmed and "receipt" in frame.headers:
-            waits.extend(self._unconfirmed)
+        if self._unconfirmed and "receipt" in frame.headers and frame.command not in _STORED_COMMANDS:
+            waits.extend(entry.storing for entry in self._unconfirmed)
         return waits
 
     def _after(self, waits: list[Deferred], handler, frame: Frame) -> Deferred:
@@ -244,31 +281,54 @@ class StompSession:
         # A SEND filled a queue: the next frame waits for room.
         self._room = room
 
-    def _go_on_while_stored(self, storing: Deferred) -> Deferred | None:
+    def _stored_in_order(self, frame: Frame, storing: Deferred | None):
         """
-        A SEND, ACK or NACK without a receipt: read the next frame while its
-        effect is stored. The store keeps one session's calls in order, and
-        a later frame with a receipt waits for it (see L{_dispatch}); if
-        storing fails, the client gets an ERROR.
+        What a SEND, ACK or NACK handler returns: C{storing} (its store
+        call) if that is done and nothing before it is still being stored;
+        else a L{_Stored}: the next frame is read while it is stored, and
+        its RECEIPT is sent once it and every frame before it are.
         """
-        self._unconfirmed.append(storing)
-        storing.addBoth(self._unconfirmed_done, storing)
+        if not self._unconfirmed:
+            if storing is None or storing.called:
+                return storing
+        elif storing is None:
+            # Nothing to store (a frame of a transaction, a late ACK), but
+            # its RECEIPT must not overtake those of the frames before it.
+            storing = succeed(None)
+        return self._go_on_while_stored(storing, frame)
+
+    def _go_on_while_stored(self, storing: Deferred, frame: Frame) -> "_Stored":
+        """
+        Read the next frame while C{frame}'s effect is stored. The store
+        keeps one session's calls in order; if storing fails, the client
+        gets an ERROR and nothing after it is confirmed.
+        """
+        entry = _Unconfirmed(storing, frame.headers.get("receipt"))
+        self._unconfirmed.append(entry)
+        storing.addBoth(self._unconfirmed_done, entry, frame)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
-            return None
+            return _Stored(None)
         oldest = Deferred()
-        self._unconfirmed[0].addBoth(lambda _: oldest.callback(None))
-        return oldest
+        self._unconfirmed[0].storing.addBoth(lambda _: oldest.callback(None))
+        return _Stored(oldest)
 
-    def _unconfirmed_done(self, outcome, storing: Deferred) -> None:
-        self._unconfirmed.remove(storing)
+    def _unconfirmed_done(self, outcome, entry: "_Unconfirmed", frame: Frame) -> None:
         if isinstance(outcome, Failure):
+            self._unconfirmed.clear()
             if outcome.check(StompError):
-                self._fail(outcome.value)
+                self._fail(outcome.value, frame)
             else:
-                self.log.failure("Storing a SEND failed", outcome)
-                self._fail(StompError("internal error", "The broker failed to store a message."))
+                self.log.failure("Storing {command} failed", outcome, command=frame.command)
+                self._fail(StompError("internal error", "The broker failed to store this frame."), frame)
+            return
+        entry.done = True
+        unconfirmed = self._unconfirmed
+        while unconfirmed and unconfirmed[0].done:
+            receipt = unconfirmed.popleft().receipt
+            if receipt is not None and not self._closing:
+                self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))
 
-    def _frame_done(self, outcome, frame: Frame) -> None:
+    def _frame_done(self, outcome, frame: Frame, receipt: bool = True) -> None:
         self._busy = False
         if isinstance(outcome, Failure):
             if outcome.check(StompError):
@@ -276,10 +336,10 @@ class StompSession:
             else:
                 self.log.failure("Handling {command} failed", outcome, command=frame.command)
                 self._fail(StompError("internal error", "The broker failed to handle this frame."), frame)
-        elif not self._closing and frame.command not in _CONNECT_COMMANDS:
-            receipt = frame.headers.get("receipt")
-            if receipt is not None:
-                self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))
+        elif receipt and not self._closing and frame.command not in _CONNECT_COMMANDS:
+            receipt_id = frame.headers.get("receipt")
+            if receipt_id is not None:
+                self._send_frame(Frame("RECEIPT", {"receipt-id": receipt_id}))
         if not self._looping and not self._closing:
             if self._reading_paused:
                 self._reading_paused = False
@@ -505,7 +565,7 @@ class StompSession:
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
-        return self._unless_confirmation_asked(frame, self._publish(frame))
+        return self._stored_in_order(frame, self._publish(frame))
 
     def _publish(self, frame: Frame) -> Deferred:
         headers = frame.headers
@@ -615,20 +675,10 @@ class StompSession:
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
-        return self._unless_confirmation_asked(frame, self._acknowledge(frame))
+        return self._stored_in_order(frame, self._acknowledge(frame))
 
     def on_NACK(self, frame: Frame):
-        return self._unless_confirmation_asked(frame, self._acknowledge(frame))
-
-    def _unless_confirmation_asked(self, frame: Frame, storing: Deferred | None) -> Deferred | None:
-        """
-        What a SEND, ACK or NACK waits for: its store call if the frame
-        asks for a receipt or the store has answered already; else the next
-        frame is read while it is stored (see L{_go_on_while_stored}).
-        """
-        if storing is None or storing.called or "receipt" in frame.headers:
-            return storing
-        return self._go_on_while_stored(storing)
+        return self._stored_in_order(frame, self._acknowledge(frame))
 
     @property
     def _ack_header(self) -> str:

@@ -481,3 +481,15 @@ redis.call('PUBLISH', prefix .. 'bindings', ARGV[5])
 return 0
 """
 )
+
+# ARGV[4..]: topic messages of one reactor turn, each published to every
+# node on the topic channel (KEYS[1] is not used).
+PUBLISH = (
+    _PRELUDE
+    + r"""
+for i = 4, #ARGV do
+  redis.call('PUBLISH', prefix .. 'topic', ARGV[i])
+end
+return 0
+"""
+)

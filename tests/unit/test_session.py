@@ -112,31 +112,48 @@ class SlowStore(MemoryStore):
         self.pending.append((d, super().enqueue(queue, message)))
         return d
 
-    def answer(self, failure: Exception | None = None):
-        d, result = self.pending.pop(0)
+    def answer(self, failure: Exception | None = None, index: int = 0):
+        d, result = self.pending.pop(index)
         if failure is not None:
             d.errback(failure)
         else:
             result.addCallback(d.callback)
 
 
-def test_frames_wait_for_the_store_in_order():
+def test_receipts_come_in_order_once_stored():
     store = SlowStore()
     broker = make_broker(store=store)
     producer = FakeClient(broker)
     producer.connect()
     producer.send_bytes(
         b"SEND\ndestination:/queue/a\nreceipt:1\n\nfirst\x00"
-        b"SEND\ndestination:/queue/a\nreceipt:2\n\nsecond\x00"
+        b"SEND\ndestination:/queue/b\nreceipt:2\n\nsecond\x00"
+        b"SEND\ndestination:/queue/a\nreceipt:3\n\nthird\x00"
     )
+    # All went to the store, none is confirmed yet.
+    assert len(store.pending) == 3
     assert producer.frames() == []
-    assert producer.transport.producerState == "paused"
-    assert len(store.pending) == 1
+    # The store answers the third first: its RECEIPT waits for the others.
+    store.answer(index=2)
+    assert producer.frames() == []
     store.answer()
     assert [f.headers["receipt-id"] for f in producer.frames()] == ["1"]
     store.answer()
-    assert [f.headers["receipt-id"] for f in producer.frames()] == ["2"]
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["2", "3"]
     assert producer.transport.producerState == "producing"
+
+
+def test_other_frames_with_a_receipt_wait_for_what_is_being_stored():
+    store = SlowStore()
+    client = FakeClient(make_broker(store=store))
+    client.connect()
+    client.send("SEND", {"destination": "/queue/q"}, b"0")
+    client.send("SUBSCRIBE", {"destination": "/queue/other", "id": "s", "receipt": "sub"})
+    assert client.frames() == []
+    assert client.transport.producerState == "paused"
+    store.answer()
+    [receipt] = client.frames()
+    assert receipt.headers == {"receipt-id": "sub"}
 
 
 def test_paused_consumer_gets_no_queue_messages():
@@ -265,12 +282,11 @@ def test_sends_without_receipt_do_not_wait_for_the_store():
     # All three went to the store at once, in order.
     assert len(store.pending) == 3
     client.send("SEND", {"destination": "/queue/q", "receipt": "r"}, b"3")
-    # The receipted SEND waits for the three before it, then for itself.
-    assert len(store.pending) == 3
+    # The receipted SEND goes too; its RECEIPT waits for all four.
+    assert len(store.pending) == 4
     for _ in range(3):
         assert client.frames() == []
         store.answer()
-    assert len(store.pending) == 1
     assert client.frames() == []
     store.answer()
     [receipt] = client.frames()
