@@ -348,6 +348,36 @@ def write_rabbitmq_files(state):
     os.chmod(cookie_path, 0o400)
 
 
+def launch(command, env, cwd, log_path):
+    """Start a broker process with its output appended to ``log_path``, in a
+    session of its own: it survives this script and gets no terminal
+    signals."""
+    with open(log_path, "ab") as console:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_stomp(name, server, state, log_path, timeout, stop):
+    """Wait until the broker started as ``server`` answers a STOMP CONNECT on
+    its recorded port; if it exits or does not answer within ``timeout``
+    seconds, call ``stop`` and raise RefBrokerError with its log's tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            message = "%s exited during start-up (status %s); console log:\n%s" % (
+                name, server.returncode, tail(log_path))
+            stop()
+            raise RefBrokerError(message)
+        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
+            return
+        if time.monotonic() > deadline:
+            message = "%s STOMP did not answer within %ss; console log:\n%s" % (
+                name, timeout, tail(log_path))
+            stop()
+            raise RefBrokerError(message)
+        time.sleep(0.5)
+
+
 def start_rabbitmq(args):
     """Start a private RabbitMQ node with STOMP; return its recorded state."""
     os.makedirs(args.state_dir, exist_ok=True)
@@ -394,37 +424,14 @@ def start_rabbitmq(args):
     state["epmd_pid"] = epmd_proc.pid
     save_state(args.state_dir, "rabbitmq", state)
 
-    with open(log_path, "ab") as console:
-        server = subprocess.Popen(
-            [RABBITMQ_SERVER],
-            env=env,
-            cwd=state["dir"],
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            # Own session: survives this script and gets no terminal signals.
-            start_new_session=True,
-        )
+    server = launch([RABBITMQ_SERVER], env, state["dir"], log_path)
     state["pid"] = server.pid
     save_state(args.state_dir, "rabbitmq", state)
     log("started RabbitMQ node %s (pid %d), waiting for STOMP on 127.0.0.1:%d"
         % (state["nodename"], server.pid, state["stomp_port"]))
 
-    deadline = time.monotonic() + args.timeout
-    while True:
-        if server.poll() is not None:
-            message = "RabbitMQ exited during start-up (status %s); console log:\n%s" % (
-                server.returncode, tail(log_path))
-            stop_rabbitmq_state(args.state_dir, state, keep_files=True)
-            raise RefBrokerError(message)
-        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
-            break
-        if time.monotonic() > deadline:
-            message = "RabbitMQ STOMP did not answer within %ss; console log:\n%s" % (
-                args.timeout, tail(log_path))
-            stop_rabbitmq_state(args.state_dir, state, keep_files=True)
-            raise RefBrokerError(message)
-        time.sleep(0.5)
+    wait_for_stomp("RabbitMQ", server, state, log_path, args.timeout,
+                   lambda: stop_rabbitmq_state(args.state_dir, state, keep_files=True))
     try:
         with open(env["RABBITMQ_PID_FILE"]) as handle:
             state["beam_pid"] = int(handle.read().strip())
@@ -618,36 +625,14 @@ def start_activemq(args):
     env = dict(os.environ, HOME=state["dir"])
     for key in ("ACTIVEMQ_OPTS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"):
         env.pop(key, None)
-    with open(log_path, "ab") as console:
-        server = subprocess.Popen(
-            activemq_command(state, java),
-            env=env,
-            cwd=state["dir"],
-            stdin=subprocess.DEVNULL,
-            stdout=console,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = launch(activemq_command(state, java), env, state["dir"], log_path)
     state["pid"] = server.pid
     save_state(args.state_dir, "activemq", state)
     log("started ActiveMQ (pid %d), waiting for STOMP on 127.0.0.1:%d"
         % (server.pid, state["stomp_port"]))
 
-    deadline = time.monotonic() + args.timeout
-    while True:
-        if server.poll() is not None:
-            message = "ActiveMQ exited during start-up (status %s); console log:\n%s" % (
-                server.returncode, tail(log_path))
-            stop_activemq_state(args.state_dir, state, keep_files=True)
-            raise RefBrokerError(message)
-        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
-            break
-        if time.monotonic() > deadline:
-            message = "ActiveMQ STOMP did not answer within %ss; console log:\n%s" % (
-                args.timeout, tail(log_path))
-            stop_activemq_state(args.state_dir, state, keep_files=True)
-            raise RefBrokerError(message)
-        time.sleep(0.5)
+    wait_for_stomp("ActiveMQ", server, state, log_path, args.timeout,
+                   lambda: stop_activemq_state(args.state_dir, state, keep_files=True))
     return state
 
 
