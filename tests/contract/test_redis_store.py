@@ -180,6 +180,13 @@ async def test_unreachable_redis_fails_start_after_the_timeout():
 @pytest_twisted.ensureDeferred
 async def test_redis_lost_and_back(tmp_path):
     server = RedisServer(tmp_path / "redis")
+    try:
+        await _lost_and_back(server)
+    finally:
+        server.stop()
+
+
+async def _lost_and_back(server) -> None:
     store = await started(server, "n1", timeout=0.5)
     try:
         woken = []
@@ -209,7 +216,6 @@ async def test_redis_lost_and_back(tmp_path):
         assert [(m.id, m.delivery_count) for m in back] == [("m1", 2), ("m3", 1)]
     finally:
         await store.stop()
-        server.stop()
 
 
 @pytest_twisted.ensureDeferred
