@@ -30,6 +30,27 @@ def node_config(url: str, node_id: str = "", extra: str = "") -> str:
     )
 
 
+def test_key_prefixes_keep_brokers_apart_and_node_ids_name_messages(redis_server, start_broker, clients):
+    redis_server.flush()
+    ours = start_broker(node_config(redis_server.url, "alpha", 'key-prefix = "ours:"\n'))
+    theirs = start_broker(node_config(redis_server.url, "beta", 'key-prefix = "theirs:"\n'))
+    watcher = clients(theirs.port)
+    subscribe(watcher, "/topic/shared", id="t")
+    subscribe(watcher, "/queue/shared", id="q")
+    reader = clients(ours.port)
+    subscribe(reader, "/topic/shared", id="t")
+    producer = clients(ours.port)
+    send_confirmed(producer, "/topic/shared", ["topic message"])
+    send_confirmed(producer, "/queue/shared", ["queue message"])
+    assert reader.collector.wait_for_bodies(2) == ["topic message", "last"]
+    assert all(f.headers["message-id"].startswith("alpha-") for f in reader.collector.messages)
+    time.sleep(0.5)
+    assert watcher.collector.messages == []
+    keys = redis_server.command("KEYS", "theirs:q:*")
+    # Nothing of "ours" under the other prefix (an empty array reply).
+    assert keys == b"*0"
+
+
 @pytest.fixture
 def start_node(redis_server, start_broker):
     """
