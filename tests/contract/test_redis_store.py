@@ -311,3 +311,45 @@ def test_settings_are_read():
     assert settings.address == {"host": "db.example", "port": 6380, "db": 3, "password": "s3cret"}
     assert (settings.key_prefix, settings.timeout, settings.node_lease) == ("a:", 2, 4)
     assert parse_config({}).address == {"host": "127.0.0.1", "port": 6379, "db": 0, "password": None}
+
+
+@pytest_twisted.ensureDeferred
+async def test_sentinel_failover_to_the_replica(tmp_path):
+    """
+    The master dies; Sentinel promotes its replica; the store finds the new
+    master by itself, with what was replicated.
+    """
+    from tests.support.redis import RedisSentinel
+
+    master = RedisServer(tmp_path / "master")
+    replica = RedisServer(tmp_path / "replica", replica_of=master)
+    sentinel = None
+    try:
+        sentinel = RedisSentinel(tmp_path / "sentinel", master)
+        await _fail_over(master, replica, sentinel)
+    finally:
+        for server in (sentinel, replica, master):
+            if server is not None:
+                server.stop()
+
+
+async def _fail_over(master, replica, sentinel) -> None:
+    options = {"sentinels": (f"127.0.0.1:{sentinel.port}",), "service": sentinel.service, "timeout": 1.0}
+    store = await started(master, "n1", **options)
+    try:
+        await store.enqueue(QUEUE, message(1))
+        # Replication is asynchronous: wait until the replica has it.
+        assert await wait_until(lambda: replica.command("EXISTS", f"stompd:q:{{{QUEUE}}}:m:m1") == b":1")
+        master.kill()
+        deadline = reactor.seconds() + 30
+        while True:
+            try:
+                await store.enqueue(QUEUE, message(2))
+                break
+            except StorageError:
+                assert reactor.seconds() < deadline, "no new master"
+                await sleep(0.3)
+        assert replica.command("ROLE").startswith(b"*3")  # a master answers with 3 items
+        assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1", "m2"]
+    finally:
+        await store.stop()

@@ -40,9 +40,12 @@ class RedisServer:
     @ivar url: its C{redis://} URL for C{[storage.redis] url}.
     """
 
-    def __init__(self, directory: Path, port: int | None = None, unix_socket: bool = False) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, unix_socket: bool = False, replica_of: "RedisServer | None" = None
+    ) -> None:
         need_redis()
         self.directory = directory
+        self.replica_of = replica_of
         # Short: a UNIX socket path has a small length limit.
         self.unix_socket = f"/tmp/stompd-redis-{os.getpid()}-{id(self)}.sock" if unix_socket else None
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -67,6 +70,7 @@ class RedisServer:
                 "--daemonize", "no",
                 "--logfile", str(self.directory / "redis.log"),
                 *(["--unixsocket", self.unix_socket] if self.unix_socket else []),
+                *(["--replicaof", "127.0.0.1", str(self.replica_of.port)] if self.replica_of else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
@@ -126,6 +130,7 @@ class RedisSentinel:
             f"port {self.port}\nbind 127.0.0.1\ndir {directory}\n"
             f"sentinel monitor {service} 127.0.0.1 {master.port} 1\n"
             f"sentinel down-after-milliseconds {service} 1000\n"
+            f"sentinel failover-timeout {service} 5000\n"
         )
         self.process = subprocess.Popen(
             [REDIS_SERVER, str(config), "--sentinel", "--logfile", str(directory / "sentinel.log")],
