@@ -49,10 +49,17 @@ class RedisServer:
         # Short: a UNIX socket path has a small length limit.
         self.unix_socket = f"/tmp/stompd-redis-{os.getpid()}-{id(self)}.sock" if unix_socket else None
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = None
-        self.start()
+        for attempt in range(3):
+            self.port = port or free_port()
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                # A free port may be taken before redis-server binds it.
+                if port is not None or attempt == 2:
+                    raise
 
     def start(self) -> None:
         """
