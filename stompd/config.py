@@ -270,9 +270,10 @@ def _tuple_item(annotation):
     return None
 
 
-def _build(cls, table: dict, where: str):
+def _build(cls, table: dict, where: str, top: str = "top level"):
     """
     Make a C{cls} from a TOML table, recursing into nested dataclasses.
+    C{top} names the table itself in errors its checks raise.
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
@@ -308,7 +309,21 @@ def _build(cls, table: dict, where: str):
         problem = str(e)
         for name in fields:
             problem = problem.replace(name, name.replace("_", "-"))
-        raise ConfigError(f"{where.rstrip('.') or 'top level'}: {problem}") from None
+        label = where.rstrip(".") or top
+        raise ConfigError(f"{label}: {problem}" if label else problem) from None
+
+
+def parse_table(cls, table: dict):
+    """
+    Make the frozen dataclass C{cls} from a plugin's own table (see
+    L{stompd.plugins}), by the rules of the whole file: kebab-case keys for
+    its fields, their types checked, unknown keys refused. A C{ValueError}
+    from C{cls}'s checks should start with the key it is about
+    (C{"url: ..."}).
+
+    @raise ConfigError: naming the key, relative to the table.
+    """
+    return _build(cls, table, "", top="")
 
 
 def parse_config(text: str, path: str = "<config>") -> Config:

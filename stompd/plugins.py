@@ -16,8 +16,9 @@ a C{parse_config(table)} attribute, it is called first with that table (a
 dict, empty when the file has none) and its result is the C{settings}; it
 raises L{ConfigError} whose message starts with the key at fault
 (C{"url: ..."}), and the error shown names the whole path
-(C{storage.redis.url: ...}). Without C{parse_config}, C{settings} is the
-table as it is.
+(C{storage.redis.url: ...}); L{stompd.config.parse_table} makes a
+dataclass from the table by the rules of the whole file. Without
+C{parse_config}, C{settings} is the table as it is.
 """
 
 from importlib.metadata import entry_points

@@ -15,10 +15,11 @@ TOPIC_UNACKED_LIMIT = 10_000
 _MATCH_CACHE_LIMIT = 10_000
 
 
-class TopicExchange:
+class TopicIndex:
     """
-    The topics of one virtual host: exact-name subscriptions in a dict, and
-    wildcard subscriptions matched against each new name once.
+    Things filed under topic names or wildcard patterns, found by the name
+    a message is published to: exact names in a dict, patterns matched
+    against each new name once.
     """
 
     def __init__(self) -> None:
@@ -26,38 +27,61 @@ class TopicExchange:
         self._patterns: list = []
         self._matches: dict[str, list] = {}
 
-    def add(self, subscription) -> None:
-        name = subscription.route.key
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._patterns)
+
+    def add(self, name: str, item) -> None:
         if is_pattern(name):
-            self._patterns.append((compile_pattern(name), subscription))
+            self._patterns.append((compile_pattern(name), item))
             self._matches.clear()
         else:
-            self._exact.setdefault(name, []).append(subscription)
+            self._exact.setdefault(name, []).append(item)
+
+    def remove(self, name: str, item) -> None:
+        found = self._exact.get(name)
+        if found is not None and item in found:
+            found.remove(item)
+            if not found:
+                del self._exact[name]
+        else:
+            self._patterns = [entry for entry in self._patterns if entry[1] != item]
+            self._matches.clear()
+
+    def matching(self, name: str) -> list:
+        """
+        What is filed under C{name} or a pattern matching it, in the order
+        filed (exact names first); a new list.
+        """
+        exact = self._exact.get(name, ())
+        if not self._patterns:
+            return [*exact]
+        matched = self._matches.get(name)
+        if matched is None:
+            if len(self._matches) >= _MATCH_CACHE_LIMIT:
+                self._matches.clear()
+            matched = self._matches[name] = [item for pattern, item in self._patterns if pattern.match(name)]
+        return [*exact, *matched]
+
+
+class TopicExchange:
+    """
+    The topics of one virtual host: their subscriptions in a L{TopicIndex}.
+    """
+
+    def __init__(self) -> None:
+        self._subscriptions = TopicIndex()
+
+    def add(self, subscription) -> None:
+        self._subscriptions.add(subscription.route.key, subscription)
         subscription.source = self
 
     def remove(self, subscription):
         """
         Take a subscriber off; its unacknowledged topic messages are dropped.
         """
-        name = subscription.route.key
-        subscribers = self._exact.get(name)
-        if subscribers is not None and subscription in subscribers:
-            subscribers.remove(subscription)
-            if not subscribers:
-                del self._exact[name]
-        else:
-            self._patterns = [entry for entry in self._patterns if entry[1] is not subscription]
-            self._matches.clear()
+        self._subscriptions.remove(subscription.route.key, subscription)
         subscription.unacked.clear()
         return succeed(None)
-
-    def _pattern_subscribers(self, name: str) -> list:
-        matched = self._matches.get(name)
-        if matched is None:
-            if len(self._matches) >= _MATCH_CACHE_LIMIT:
-                self._matches.clear()
-            matched = self._matches[name] = [sub for pattern, sub in self._patterns if pattern.match(name)]
-        return matched
 
     def publish(self, name: str, message) -> int:
         """
@@ -66,10 +90,8 @@ class TopicExchange:
 
         @return: how many subscribers it went to.
         """
-        exact = self._exact.get(name, ())
-        patterned = self._pattern_subscribers(name) if self._patterns else ()
-        # Copy: a delivery may close a slow subscriber, which unsubscribes.
-        subscribers = [*exact, *patterned]
+        # A copy: a delivery may close a slow subscriber, which unsubscribes.
+        subscribers = self._subscriptions.matching(name)
         for subscription in subscribers:
             if subscription.acks:
                 unacked = subscription.unacked

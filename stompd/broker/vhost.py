@@ -7,12 +7,12 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, compile_pattern, is_pattern, route
+from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, route
 from stompd.broker.headers import number_header
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
 from stompd.broker.queue import Queue
-from stompd.broker.topic import TopicExchange
+from stompd.broker.topic import TopicExchange, TopicIndex
 from stompd.errors import ProtocolError
 
 # Headers asking for delayed delivery, in milliseconds: ours, ActiveMQ's and
@@ -49,8 +49,9 @@ class VirtualHost:
         self._prefix = "" if name == "/" else f"vhost:{name}:"
         # session id -> store names of its temporary queues
         self._temp_queues: dict[str, set[str]] = {}
-        # durable subscription queue -> (its topic pattern, a matcher)
-        self._durable: dict[str, tuple[str, object]] = {}
+        # durable subscription queues, by the topic pattern bound to each
+        self._durable = TopicIndex()
+        self._bindings: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<VirtualHost {self.name!r}>"
@@ -110,7 +111,7 @@ class VirtualHost:
             self.topics.publish(found.key, message)
             # Other nodes sharing the store deliver it to their subscribers.
             shared = self._store.publish(self.name, found.key, message)
-            durable = [key for key, (_, matches) in self._durable.items() if matches(found.key)]
+            durable = self._durable.matching(found.key) if self._durable else None
             if not durable:
                 return shared
             return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
@@ -149,12 +150,12 @@ class VirtualHost:
         topics matching C{pattern} (C{None}: none any more), as this node
         or another decided.
         """
-        if pattern is None:
-            self._durable.pop(key, None)
-        elif is_pattern(pattern):
-            self._durable[key] = (pattern, compile_pattern(pattern).match)
-        else:
-            self._durable[key] = (pattern, pattern.__eq__)
+        old = self._bindings.pop(key, None)
+        if old is not None:
+            self._durable.remove(old, key)
+        if pattern is not None:
+            self._bindings[key] = pattern
+            self._durable.add(pattern, key)
 
     def forget_durable(self, key: str) -> Deferred:
         """

@@ -18,9 +18,6 @@ import msgpack
 
 from stompd.broker.message import Message
 
-# Positions in the state array, shared with the Lua scripts (1-based there).
-SEQUENCE, PRIORITY, CHANNEL, EXPIRES_AT, DELIVERY_COUNT, FIRST_DELIVERED_AT, LAST_DELIVERED_AT, VISIBLE_AT = range(8)
-
 # One packer, reused: cheaper than msgpack.packb's new one per call.
 _pack = msgpack.Packer(use_bin_type=True).pack
 
@@ -40,13 +37,15 @@ def pack_head(message: Message) -> bytes:
     return _pack([message.id, message.destination, [part for pair in message.headers.items() for part in pair]])
 
 
-def pack_state(message: Message, sequence: int = 0) -> bytes:
+def pack_state(message: Message) -> bytes:
     """
-    The parts of C{message} that a store changes as it is delivered.
+    The parts of C{message} that a store changes as it is delivered. The
+    sequence is the store's to give (0 here); the Lua scripts read these
+    fields by position (1-based there).
     """
     return _pack(
         [
-            sequence,
+            0,
             message.priority,
             _optional(message.channel),
             _optional(message.expires_at),

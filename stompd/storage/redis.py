@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from stompd.config import parse_table
 from stompd.errors import ConfigError, StorageError
 from stompd.interfaces import IMessageStore
 from stompd.storage import redis_scripts as scripts
@@ -58,6 +59,25 @@ class RedisSettings:
     service: str = ""
     timeout: float = 5.0
     node_lease: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            _parse_url(self.url)
+        except ValueError as e:
+            raise ValueError(f"url: {e}") from None
+        if not self.key_prefix:
+            raise ValueError("key-prefix: must not be empty")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout: must be positive, not {self.timeout!r}")
+        if self.node_lease < 3 * self.timeout / 5 or self.node_lease <= 0:
+            # Renewed every third of it: a renewal must fit in that time.
+            raise ValueError(f"node-lease: must be positive and at least 0.6 times timeout, not {self.node_lease!r}")
+        for sentinel in self.sentinels:
+            host, _, port = sentinel.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"sentinels: expected 'host:port', not {sentinel!r}")
+        if self.sentinels and not self.service:
+            raise ValueError("service: required with sentinels")
 
     @property
     def address(self) -> dict:
@@ -93,33 +113,7 @@ def parse_config(table: dict) -> RedisSettings:
 
     @raise ConfigError: naming the key (C{url: ...}).
     """
-    types = {"url": str, "key-prefix": str, "sentinels": list, "service": str, "timeout": (int, float), "node-lease": (int, float)}
-    values = {}
-    for key, value in table.items():
-        if key not in types:
-            raise ConfigError(f"{key}: unknown key")
-        if not isinstance(value, types[key]) or isinstance(value, bool):
-            raise ConfigError(f"{key}: wrong type {type(value).__name__}: {value!r}")
-        values[key.replace("-", "_")] = value
-    settings = RedisSettings(**{**values, "sentinels": tuple(values.get("sentinels", ()))})
-    try:
-        settings.address
-    except ValueError as e:
-        raise ConfigError(f"url: {e}") from None
-    if not settings.key_prefix:
-        raise ConfigError("key-prefix: must not be empty")
-    if settings.timeout <= 0:
-        raise ConfigError(f"timeout: must be positive, not {settings.timeout!r}")
-    if settings.node_lease < 3 * settings.timeout / 5 or settings.node_lease <= 0:
-        # Renewed every third of it: a renewal must fit in that time.
-        raise ConfigError(f"node-lease: must be positive and at least 0.6 times timeout, not {settings.node_lease!r}")
-    for sentinel in settings.sentinels:
-        host, _, port = sentinel.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"sentinels: expected 'host:port', not {sentinel!r}")
-    if settings.sentinels and not settings.service:
-        raise ConfigError("service: required with sentinels")
-    return settings
+    return parse_table(RedisSettings, table)
 
 
 # Give-back calls that failed, kept for when Redis is back.

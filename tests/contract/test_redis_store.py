@@ -3,6 +3,8 @@ The store contract against a real redis-server, plus what only a shared
 store does: several nodes, node leases, pub/sub.
 """
 
+from contextlib import asynccontextmanager
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -61,6 +63,21 @@ def sleep(seconds: float):
     return deferLater(reactor, seconds, lambda: None)
 
 
+@asynccontextmanager
+async def running(server, *nodes: str, **options):
+    """
+    Started stores, one per node id; all stopped on the way out.
+    """
+    stores = []
+    try:
+        for node in nodes:
+            stores.append(await started(server, node, **options))
+        yield stores
+    finally:
+        for store in stores:
+            await store.stop()
+
+
 async def crash(store: RedisStore) -> None:
     """
     Stop a store as a killed process would: no renewals, nothing given back.
@@ -73,8 +90,7 @@ async def crash(store: RedisStore) -> None:
 @pytest_twisted.ensureDeferred
 async def test_other_nodes_hear_of_work_and_topics(redis_server):
     redis_server.flush()
-    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
-    try:
+    async with running(redis_server, "n1", "n2") as (n1, n2):
         work, topics, own = [], [], []
         n2.watch(work.append)
         n2.watch_topics(lambda *got: topics.append(got))
@@ -89,9 +105,6 @@ async def test_other_nodes_hear_of_work_and_topics(redis_server):
         )
         await sleep(0.1)
         assert own == []
-    finally:
-        await n1.stop()
-        await n2.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -145,27 +158,21 @@ async def test_a_restarted_node_takes_back_its_own(redis_server):
 @pytest_twisted.ensureDeferred
 async def test_a_node_id_in_use_is_refused(redis_server):
     redis_server.flush()
-    n1 = await started(redis_server, "n1", node_lease=1.0, timeout=0.5)
-    try:
+    async with running(redis_server, "n1", node_lease=1.0, timeout=0.5):
         with pytest.raises(ConfigError, match="node-id: 'n1' is in use"):
             await started(redis_server, "n1", node_lease=1.0, timeout=0.5)
-    finally:
-        await n1.stop()
 
 
 @pytest_twisted.ensureDeferred
 async def test_key_prefixes_keep_brokers_apart(redis_server):
     redis_server.flush()
-    ours, theirs = await started(redis_server, "n1"), await started(redis_server, "n2", key_prefix="other:")
-    try:
+    async with running(redis_server, "n1") as (ours,), running(redis_server, "n2", key_prefix="other:") as (theirs,):
         await ours.enqueue(QUEUE, message(1))
         assert await theirs.depth(QUEUE) == 0
         assert await ours.depth(QUEUE) == 1
-        keys = redis_server.command("KEYS", "*")
-        assert keys is not None
-    finally:
-        await ours.stop()
-        await theirs.stop()
+        # Every queue key under its broker's prefix (an empty array: "*0").
+        assert redis_server.command("KEYS", "other:q:*") == b"*0"
+        assert redis_server.command("KEYS", "stompd:q:*") != b"*0"
 
 
 @pytest_twisted.ensureDeferred
@@ -221,8 +228,7 @@ async def _lost_and_back(server) -> None:
 @pytest_twisted.ensureDeferred
 async def test_bindings_reach_other_nodes_and_outlive_them(redis_server):
     redis_server.flush()
-    n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
-    try:
+    async with running(redis_server, "n1", "n2") as (n1, n2):
         heard = []
         n2.watch_bindings(lambda *notice: heard.append(notice))
         await n1.bind("/", "durable:c:s", "/topic/a.#")
@@ -230,14 +236,8 @@ async def test_bindings_reach_other_nodes_and_outlive_them(redis_server):
         await n1.unbind("/", "durable:c:s")
         assert await wait_until(lambda: heard[-1] == ("/", "durable:c:s", None))
         await n1.bind("/", "durable:c:t", "/topic/b")
-    finally:
-        await n1.stop()
-        await n2.stop()
-    later = await started(redis_server, "n3")
-    try:
+    async with running(redis_server, "n3") as (later,):
         assert await later.bindings() == [("/", "durable:c:t", "/topic/b")]
-    finally:
-        await later.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -254,16 +254,12 @@ async def test_through_sentinel(redis_server, tmp_path):
 
 async def _two_nodes_through(sentinel, redis_server) -> None:
     options = {"sentinels": (f"127.0.0.1:{sentinel.port}",), "service": sentinel.service}
-    n1, n2 = await started(redis_server, "n1", **options), await started(redis_server, "n2", **options)
-    try:
+    async with running(redis_server, "n1", "n2", **options) as (n1, n2):
         work = []
         n2.watch(work.append)
         await n1.enqueue(QUEUE, message(1))
         assert await wait_until(lambda: work == [QUEUE])
         assert await ids(n2.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
-    finally:
-        await n1.stop()
-        await n2.stop()
 
 
 @pytest_twisted.ensureDeferred
@@ -288,7 +284,8 @@ async def test_over_a_unix_socket(tmp_path):
         ({"url": "redis://h:1/zero"}, "url: expected redis://"),
         ({"url": "unix://relative?db=0"}, "url: expected unix:///path"),
         ({"urls": "redis://h/0"}, "urls: unknown key"),
-        ({"timeout": "5"}, "timeout: wrong type"),
+        ({"timeout": "5"}, "timeout: expected a float"),
+        ({"sentinels": [26379], "service": "m"}, "sentinels: expected a list of strings"),
         ({"timeout": 0}, "timeout: must be positive"),
         ({"key-prefix": ""}, "key-prefix: must not be empty"),
         ({"sentinels": ["nohost"], "service": "m"}, "sentinels: expected 'host:port'"),
