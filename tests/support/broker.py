@@ -33,6 +33,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -
     raise RuntimeError(f"broker did not listen on {port}")
 
 
+class PortTaken(RuntimeError):
+    """
+    The broker could not listen on the free port it was given.
+    """
+
+
 class BrokerProcess:
     """
     A C{twistd -n stompd} child process; with C{config=None}, started
@@ -40,24 +46,44 @@ class BrokerProcess:
     """
 
     def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = ()) -> None:
-        self.port = free_port()
-        self.ws_port = free_port()
         config_args = []
         if config is not None:
             config_path = tmp_path / "stompd.toml"
             config_path.write_text(config)
             config_args = ["--config", str(config_path)]
+        self.directory = tmp_path
         self.log_path = tmp_path / "stompd.log"
+        for attempt in range(3):
+            self.port = free_port()
+            self.ws_port = free_port()
+            try:
+                self._start(config_args, args)
+                return
+            except PortTaken:
+                # A free port may be taken (by another listener, or as the
+                # local port of an outgoing connection) before twistd binds it.
+                if attempt == 2:
+                    raise
+
+    def _start(self, config_args: list, args: tuple) -> None:
         self.process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "stompd", *config_args,
              "--listen", f"tcp:{self.port}:interface=127.0.0.1",
              "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
             stdout=open(self.log_path, "w"),
             stderr=subprocess.STDOUT,
-            cwd=tmp_path,
+            cwd=self.directory,
         )
         self.process.stdout = open(self.log_path)
-        wait_for_port(self.port, self.process)
+        try:
+            # The listeners open one after the other; the last one open
+            # means the broker is ready.
+            wait_for_port(self.port, self.process)
+            wait_for_port(self.ws_port, self.process)
+        except RuntimeError as e:
+            if "Address already in use" in str(e):
+                raise PortTaken(str(e)) from e
+            raise
 
     @property
     def log(self) -> str:
