@@ -194,6 +194,28 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class ConnectorConfig:
+    """
+    One C{[[connectors]]} table.
+
+    @ivar name: shown in logs, errors and metrics; unique.
+    @ivar type: the name of a C{stompd.connectors} entry point.
+    @ivar options: every other key of the table, for the plugin to parse
+        (see L{stompd.plugins}).
+    """
+
+    name: str = ""
+    type: str = ""
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name):
+            raise ValueError("name is required: letters, digits, '.', '_' and '-', at most 64 of them")
+        if not self.type:
+            raise ValueError("type is required")
+
+
+@dataclass(frozen=True)
 class Config:
     """
     Everything C{twistd stompd} is configured with.
@@ -218,6 +240,7 @@ class Config:
     queues: QueueConfig = field(default_factory=QueueConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    connectors: tuple[ConnectorConfig, ...] = ()
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:
@@ -230,6 +253,10 @@ class Config:
             raise ValueError("max-subscriptions and max-transactions must be at least 1")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{0,64}", self.node_id):
             raise ValueError("node-id may hold only letters, digits, '.', '_' and '-', at most 64 of them")
+        names = [connector.name for connector in self.connectors]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"connectors: two connectors are named {name!r}")
 
 
 def _check_type(value, expected, where: str):
@@ -249,12 +276,18 @@ def _check_type(value, expected, where: str):
     elif expected == tuple[str, ...]:
         ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
         value = tuple(value) if ok else value
+    elif expected == tuple[int, ...]:
+        ok = isinstance(value, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+        value = tuple(value) if ok else value
     else:
         raise TypeError(expected)
     if not ok:
-        name = "list of strings" if expected == tuple[str, ...] else expected.__name__
+        name = _LIST_NAMES.get(expected) or expected.__name__
         raise ConfigError(f"{where}: expected {_article(name)} {name}, got {value!r}")
     return value
+
+
+_LIST_NAMES = {tuple[str, ...]: "list of strings", tuple[int, ...]: "list of integers"}
 
 
 def _article(noun: str) -> str:
@@ -277,13 +310,18 @@ def _build(cls, table: dict, where: str, top: str = "top level"):
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
-    # A section with plugins keeps their tables for them to parse.
+    # A section with plugins keeps their tables for them to parse; a table
+    # that is itself a plugin's keeps every key but its own for it.
     plugin_tables = {} if "settings" in fields else None
+    plugin_options = {} if "options" in fields else None
     for key, value in table.items():
         name = key.replace("-", "_")
         place = f"{where}{key}"
         if plugin_tables is not None and name not in fields and isinstance(value, dict):
             plugin_tables[key] = value
+            continue
+        if plugin_options is not None and (name not in fields or name == "options"):
+            plugin_options[key] = value
             continue
         if name not in fields or "_" in key or name == "settings":
             raise ConfigError(f"{place}: unknown key")
@@ -301,6 +339,8 @@ def _build(cls, table: dict, where: str, top: str = "top level"):
             values[name] = _check_type(value, expected, place)
     if plugin_tables:
         values["settings"] = plugin_tables
+    if plugin_options:
+        values["options"] = plugin_options
     try:
         return cls(**values)
     except ValueError as e:

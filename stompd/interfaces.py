@@ -311,3 +311,129 @@ class IDeliveryTarget(Interface):
         Send C{message} to the client for C{subscription}. Called by the
         broker; never fails (a target that cannot take more closes itself).
         """
+
+
+class IBrokerFacade(Interface):
+    """
+    What a connector may touch of the broker, and nothing more: it never
+    reaches into virtual hosts, queues or sessions. Given to
+    L{IConnector.start}.
+    """
+
+    node_id = Attribute("This broker node's id, for origin headers and logs.")
+
+    clock = Attribute("The reactor (a Clock in tests), for timers.")
+
+    def publish(vhost, headers, body, origin):
+        """
+        Route a message into virtual host C{vhost} as a client's SEND would
+        be (C{headers} as a SEND frame's, C{destination} among them): to
+        local topic subscribers and queues, and to every connector owning
+        the destination except the one named C{origin}, so that a message
+        never goes back to where it came from.
+
+        @return: a Deferred firing once the message is stored (queues) or
+            handed on (topics); it fails with L{stompd.errors.StompError}
+            for a bad destination or header.
+        """
+
+
+class IRemoteSubscription(Interface):
+    """
+    A local client's subscription to a destination that a connector serves
+    (L{IConnector.relays_subscriptions}): the connector feeds it from its
+    upstream and is told of its acknowledgements.
+    """
+
+    vhost = Attribute("The name of the virtual host the client is in.")
+
+    destination = Attribute("The destination the client subscribed to.")
+
+    headers = Attribute("The SUBSCRIBE frame's headers, for those the connector passes upstream.")
+
+    acks = Attribute("True if the client acknowledges each delivery (ack mode client or client-individual).")
+
+    prefetch = Attribute("The most unacknowledged deliveries the client holds at once, or None.")
+
+    def deliver(headers, body, upstream_id):
+        """
+        Hand the client a message that arrived from upstream (C{headers} as
+        the upstream MESSAGE's); C{upstream_id} names the upstream delivery
+        in L{IConnector.settle}. Never fails.
+        """
+
+
+class IConnector(Interface):
+    """
+    A link from this broker to other brokers, owning the destinations that
+    start with one of its prefixes: the broker hands it the SENDs to them,
+    and (if it relays subscriptions) the local subscriptions to them.
+
+    Found through the C{stompd.connectors} entry-point group, by the
+    C{type} of a C{[[connectors]]} table; the entry point's settings are
+    that table (see L{stompd.plugins}).
+    """
+
+    name = Attribute("The connector's name from its table, for logs and errors.")
+
+    prefixes = Attribute("The destination prefixes it owns, a tuple of strings.")
+
+    relays_subscriptions = Attribute(
+        "True if local subscriptions to its destinations are served from upstream "
+        "(subscribe, settle and unsubscribe are called); False if they are local "
+        "subscriptions like any other."
+    )
+
+    def start(broker):
+        """
+        Start connecting, with the L{IBrokerFacade} C{broker}.
+
+        @return: a Deferred firing once the connector can take calls (an
+            upstream need not be up yet); a failure ends the broker's start.
+        """
+
+    def stop():
+        """
+        Disconnect from every upstream.
+
+        @return: a Deferred firing when done; never fails.
+        """
+
+    def send(vhost, headers, body, producer):
+        """
+        Take a local client's SEND (C{headers} as its frame's) to one of
+        its destinations. C{producer} names the client's connection, so
+        that one producer's messages keep their order.
+
+        @return: a Deferred firing once the message may be confirmed to the
+            client (for a SEND with a C{receipt} header: when the upstream
+            confirmed it); it fails with L{stompd.errors.StompError} naming
+            the connector when it cannot be forwarded.
+        """
+
+    def subscribe(subscription):
+        """
+        An L{IRemoteSubscription} to one of its destinations appeared.
+
+        @return: a Deferred firing once the subscription is in force
+            upstream, or is waiting for the upstream to come back; it fails
+            with L{stompd.errors.StompError} if it is refused.
+        """
+
+    def unsubscribe(subscription):
+        """
+        C{subscription} is gone: unsubscribe upstream if it was the last
+        to need it. Its unacknowledged deliveries go back to the upstream.
+
+        @return: a Deferred; never fails.
+        """
+
+    def settle(subscription, upstream_ids, action):
+        """
+        The client settled the deliveries named by C{upstream_ids}:
+        C{action} is C{"ack"} (ACK), C{"release"} (NACK: deliver again) or
+        C{"reject"} (NACK with C{requeue:false}: dead-letter).
+
+        @return: a Deferred firing once passed upstream; it fails with
+            L{stompd.errors.StompError} if the upstream is away.
+        """

@@ -30,6 +30,7 @@ from stompd.errors import ConfigError
 
 STORAGE = "stompd.storage"
 AUTH = "stompd.auth"
+CONNECTORS = "stompd.connectors"
 
 
 def available(group: str) -> list[str]:

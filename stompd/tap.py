@@ -23,7 +23,7 @@ from stompd import plugins
 from stompd.broker.service import BrokerService
 from stompd.config import Config, load_config
 from stompd.errors import ConfigError
-from stompd.interfaces import IAuthenticator, IMessageStore
+from stompd.interfaces import IAuthenticator, IConnector, IMessageStore
 from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
 
@@ -202,7 +202,8 @@ def new_node_id() -> str:
 
 def make_broker(config: Config, reactor) -> BrokerService:
     """
-    The broker service with the configured store and authenticator.
+    The broker service with the configured store, authenticator and
+    connectors.
 
     @raise ConfigError: if a plugin is missing or broken.
     """
@@ -215,7 +216,17 @@ def make_broker(config: Config, reactor) -> BrokerService:
     authenticator = plugins.create(
         plugins.AUTH, auth, IAuthenticator, config, reactor, config.auth.settings.get(auth), f"auth.{auth}"
     )
-    return BrokerService(config, store, authenticator, reactor)
+    connectors = [_make_connector(connector, config, reactor) for connector in config.connectors]
+    return BrokerService(config, store, authenticator, reactor, connectors)
+
+
+def _make_connector(connector, config: Config, reactor):
+    where = f"connectors.{connector.name}"
+    if connector.type not in plugins.available(plugins.CONNECTORS):
+        installed = ", ".join(plugins.available(plugins.CONNECTORS)) or "none"
+        raise ConfigError(f"{where}.type: no connector type {connector.type!r}; installed: {installed}")
+    table = {"name": connector.name, **connector.options}
+    return plugins.create(plugins.CONNECTORS, connector.type, IConnector, config, reactor, table, where)
 
 
 def _listen(parent: MultiService, reactor, description: str, source: str, factory) -> None:

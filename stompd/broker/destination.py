@@ -9,6 +9,8 @@ from stompd.errors import DestinationError
 
 TOPIC = "topic"
 QUEUE = "queue"
+# A destination a connector serves from another broker.
+REMOTE = "remote"
 
 _TOPIC_PREFIX = "/topic/"
 _QUEUE_PREFIX = "/queue/"
@@ -26,7 +28,7 @@ class Route:
     """
     Where a destination string leads.
 
-    @ivar kind: L{TOPIC} or L{QUEUE}.
+    @ivar kind: L{TOPIC}, L{QUEUE} or L{REMOTE}.
     @ivar key: for a topic, its name (matched against patterns); for a
         queue, the name the store knows it by.
     @ivar owner: for a temporary queue, the id of the session it belongs
@@ -35,18 +37,27 @@ class Route:
         channel (what C{{name}} stands for in a dead-letter queue pattern).
     @ivar channel: the channel of the queue the destination names, or
         C{None}.
+    @ivar connector: for a L{REMOTE} destination, the
+        L{stompd.interfaces.IConnector} serving it.
     """
 
-    __slots__ = ("kind", "key", "owner", "name", "channel")
+    __slots__ = ("kind", "key", "owner", "name", "channel", "connector")
 
     def __init__(
-        self, kind: str, key: str, owner: str | None = None, name: str = "", channel: str | None = None
+        self,
+        kind: str,
+        key: str,
+        owner: str | None = None,
+        name: str = "",
+        channel: str | None = None,
+        connector=None,
     ) -> None:
         self.kind = kind
         self.key = key
         self.owner = owner
         self.name = name or key
         self.channel = channel
+        self.connector = connector
 
 
 def temp_queue_key(session_id: str, name: str) -> str:

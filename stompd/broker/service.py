@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
+from stompd.broker.remote import BrokerFacade, ConnectorRoutes
 from stompd.broker.vhost import VirtualHost
 from stompd.config import Config
 
@@ -19,12 +20,15 @@ DEFAULT_VHOST = "/"
 
 class BrokerService(Service):
     """
-    The STOMP broker, as a service in the twistd service tree.
+    The STOMP broker, as a service in the twistd service tree: it starts
+    its store, then its connectors, and stops them in the other order.
 
     @ivar config: the L{Config} it runs with.
     @ivar node_id: this node's name among the brokers sharing the store.
     @ivar clock: the reactor (or a C{Clock} in tests) for time and timers.
     @ivar sessions: the sessions connected now.
+    @ivar connectors: the L{ConnectorRoutes} of the configured
+        L{stompd.interfaces.IConnector}s.
     @ivar dispatch_gate: held by a session while it handles what one read
         brought, so that queues dispatch once per burst of frames.
     """
@@ -32,7 +36,7 @@ class BrokerService(Service):
     log = Logger()
     name = "broker"
 
-    def __init__(self, config: Config, store, authenticator, clock) -> None:
+    def __init__(self, config: Config, store, authenticator, clock, connectors=()) -> None:
         self.config = config
         self.clock = clock
         self.store = store
@@ -42,8 +46,12 @@ class BrokerService(Service):
         self.dispatch_gate = DispatchGate()
         self.sessions: set = set()
         self._closed: dict = {}
+        self.connectors = ConnectorRoutes(connectors)
         self.vhosts = {
-            name: VirtualHost(name, store, clock, self.message_ids, config.queues, self.dispatch_gate) for name in config.virtual_hosts
+            name: VirtualHost(
+                name, store, clock, self.message_ids, config.queues, self.dispatch_gate, self.connectors
+            )
+            for name in config.virtual_hosts
         }
         store.watch(self._work_arrived)
         store.watch_topics(self._topic_arrived)
@@ -67,9 +75,9 @@ class BrokerService(Service):
 
     def startService(self) -> Deferred:
         """
-        Start the store and read the durable subscriptions it keeps. The
-        returned Deferred fails if it cannot start; the twistd tap turns
-        that into a start-up error.
+        Start the store, read the durable subscriptions it keeps, then
+        start the connectors. The returned Deferred fails if one cannot
+        start; the twistd tap turns that into a start-up error.
         """
         Service.startService(self)
         self.log.info("stompd node {node} starting its store", node=self.node_id)
@@ -79,6 +87,9 @@ class BrokerService(Service):
         await maybeDeferred(self.store.start)
         for vhost, queue, pattern in await self.store.bindings():
             self._binding_changed(vhost, queue, pattern)
+        facade = BrokerFacade(self)
+        for connector in self.connectors.connectors:
+            await maybeDeferred(connector.start, facade)
 
     def stopService(self) -> Deferred:
         """
@@ -98,8 +109,13 @@ class BrokerService(Service):
         if closing:
             timer = self.clock.callLater(self.config.shutdown_timeout, waited.cancel)
             waited.addBoth(lambda result: timer.active() and timer.cancel())
+        waited.addBoth(lambda _: self._stop_connectors())
         waited.addBoth(lambda _: self.store.stop())
         return waited
+
+    def _stop_connectors(self) -> Deferred:
+        stopping = [maybeDeferred(connector.stop) for connector in self.connectors.connectors]
+        return DeferredList(stopping, consumeErrors=True)
 
     def new_session_id(self) -> str:
         return "session-" + os.urandom(9).hex()

@@ -7,11 +7,12 @@ import re
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 
-from stompd.broker.destination import QUEUE, TOPIC, Route, channel_queue_matcher, route
+from stompd.broker.destination import QUEUE, REMOTE, TOPIC, Route, channel_queue_matcher, route
 from stompd.broker.headers import number_header
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
 from stompd.broker.queue import Queue
+from stompd.broker.remote import ConnectorRoutes, RemoteSource
 from stompd.broker.topic import TopicExchange, TopicIndex
 from stompd.errors import ProtocolError
 
@@ -33,7 +34,9 @@ class VirtualHost:
 
     log = Logger()
 
-    def __init__(self, name: str, store, clock, message_ids, queue_config, gate) -> None:
+    def __init__(
+        self, name: str, store, clock, message_ids, queue_config, gate, connectors: ConnectorRoutes | None = None
+    ) -> None:
         self._channel_queue = channel_queue_matcher(queue_config.channel_queues) if queue_config.channel_queues else None
         self.name = name
         self.topics = TopicExchange()
@@ -43,6 +46,7 @@ class VirtualHost:
         self._message_ids = message_ids
         self._queue_config = queue_config
         self._gate = gate
+        self._connectors = connectors or ConnectorRoutes()
         self._auto_delete = re.compile(queue_config.auto_delete)
         # store names of queues in this virtual host, by store name prefix,
         # so that a virtual host's queues never mix with another's.
@@ -60,10 +64,16 @@ class VirtualHost:
         """
         Where C{destination}, sent by C{session_id}, leads; see
         L{stompd.broker.destination.route}. A destination of a queue listed
-        in C{[queues] channel-queues} names a channel of it.
+        in C{[queues] channel-queues} names a channel of it; one owned by a
+        connector that relays subscriptions is L{REMOTE}, whatever its form
+        (RabbitMQ's C{/exchange/...} included).
 
         @raise stompd.errors.DestinationError: for a name not routed here.
         """
+        if self._connectors:
+            connector = self._connectors.owner(destination)
+            if connector is not None and connector.relays_subscriptions:
+                return Route(REMOTE, destination, connector=connector)
         found = route(destination, session_id, bare_queues)
         if found.kind == QUEUE:
             if self._channel_queue is not None and found.owner is None and found.channel is None:
@@ -91,10 +101,18 @@ class VirtualHost:
         return queue
 
     def publish(
-        self, session_id: str, headers: dict[str, str], body: bytes, bare_queues: bool = False, on_full=None
+        self,
+        session_id: str,
+        headers: dict[str, str],
+        body: bytes,
+        bare_queues: bool = False,
+        on_full=None,
+        origin: str | None = None,
     ) -> Deferred:
         """
-        Route a SEND frame's message.
+        Route a SEND frame's message; one to a destination a connector owns
+        goes to that connector, unless it came from there (C{origin}, a
+        connector's name).
 
         @param on_full: called with a Deferred that fires once the queue has
             room again, if the message filled a queue to its high-water
@@ -105,6 +123,10 @@ class VirtualHost:
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
+        if self._connectors:
+            connector = self._connectors.owner(destination)
+            if connector is not None and connector.name != origin:
+                return connector.send(self.name, headers, body, session_id)
         found = self.route(destination, session_id, bare_queues)
         message = self._message(headers, body, found)
         if found.kind == TOPIC:
@@ -172,7 +194,11 @@ class VirtualHost:
 
         @raise stompd.errors.StompError: for a bad destination or header.
         """
-        self._message(headers, b"", self.route(headers["destination"], session_id, bare_queues))
+        destination = headers["destination"]
+        if self._connectors and self._connectors.owner(destination) is not None:
+            # Its connector, or the broker behind it, judges it.
+            return
+        self._message(headers, b"", self.route(destination, session_id, bare_queues))
 
     def _message(self, headers: dict[str, str], body: bytes, found: Route) -> Message:
         """
@@ -273,15 +299,20 @@ class VirtualHost:
             channel=headers.get("channel", found.channel),
         )
 
-    def subscribe(self, subscription) -> Deferred:
+    def subscribe(self, subscription, headers: dict | None = None) -> Deferred:
         """
         Start delivering to C{subscription}, whose route is set. A durable
-        subscription reads its own queue, bound to its topic.
+        subscription reads its own queue, bound to its topic; one to a
+        L{REMOTE} destination is its connector's, given the SUBSCRIBE's
+        C{headers}.
 
         @return: a Deferred firing once the subscription is in force on
             every node sharing the store.
         """
         found = subscription.route
+        if found.kind == REMOTE:
+            source = subscription.source = RemoteSource(found.connector, self.name, subscription, headers or {})
+            return found.connector.subscribe(source)
         if subscription.durable is not None:
             key, pattern = subscription.durable.key, found.key
             self.bound(key, pattern)

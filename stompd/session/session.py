@@ -20,7 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stompd import __version__
-from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, reply_destination
+from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, TOPIC, reply_destination
 from stompd.broker.headers import number_header
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.broker.queue import ACK, REJECT, RELEASE
@@ -639,7 +639,7 @@ class StompSession:
                 "access refused", f"{destination!r} is another connection's temporary queue: only SEND to it."
             )
         durable = None
-        if route.kind != QUEUE and headers:
+        if route.kind == TOPIC and headers:
             name = self._durable_name(headers, subscription_id)
             if name is not None:
                 durable = self.vhost.durable_route(route, name)
@@ -653,7 +653,7 @@ class StompSession:
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
         )
         self.subscriptions[subscription_id] = subscription
-        return self.vhost.subscribe(subscription)
+        return self.vhost.subscribe(subscription, headers)
 
     def on_UNSUBSCRIBE(self, frame: Frame) -> Deferred:
         headers = frame.headers

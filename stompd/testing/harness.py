@@ -14,15 +14,15 @@ from stompd.session import StompSession
 from stompd.storage.memory import MemoryStore
 
 
-def make_broker(config: Config | None = None, store=None, clock: Clock | None = None) -> BrokerService:
+def make_broker(config: Config | None = None, store=None, clock: Clock | None = None, connectors=()) -> BrokerService:
     """
-    A broker with the memory store (or C{store}) and guest/guest, on a
-    C{Clock}, reachable as C{broker.clock}.
+    A broker with the memory store (or C{store}), guest/guest and
+    C{connectors}, on a C{Clock}, reachable as C{broker.clock}.
     """
     config = config or Config()
     clock = clock or Clock()
     authenticator = UsersAuthenticator(clock, {}, guest=config.auth.guest, anonymous=config.auth.anonymous)
-    return BrokerService(config, store or MemoryStore(), authenticator, clock)
+    return BrokerService(config, store or MemoryStore(), authenticator, clock, connectors)
 
 
 class FakeClient:
