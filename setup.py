@@ -41,6 +41,7 @@ setup(
             "redis = stompd.storage.redis:create_store",
         ],
         "stompd.auth": ["users = stompd.auth:create_authenticator"],
+        "stompd.connectors": ["relay = stompd.connectors.relay:create_connector"],
     },
     classifiers=[
         "Framework :: Twisted",
