@@ -42,10 +42,12 @@ class PortTaken(RuntimeError):
 class BrokerProcess:
     """
     A C{twistd -n stompd} child process; with C{config=None}, started
-    without C{--config}.
+    without C{--config}; on C{port} if given (a broker started again where
+    clients and connectors expect it), else on a free one.
     """
 
-    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = ()) -> None:
+    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = (), port: int | None = None) -> None:
+        tmp_path.mkdir(parents=True, exist_ok=True)
         config_args = []
         if config is not None:
             config_path = tmp_path / "stompd.toml"
@@ -54,7 +56,7 @@ class BrokerProcess:
         self.directory = tmp_path
         self.log_path = tmp_path / "stompd.log"
         for attempt in range(3):
-            self.port = free_port()
+            self.port = port or free_port()
             self.ws_port = free_port()
             try:
                 self._start(config_args, args)
@@ -62,7 +64,7 @@ class BrokerProcess:
             except PortTaken:
                 # A free port may be taken (by another listener, or as the
                 # local port of an outgoing connection) before twistd binds it.
-                if attempt == 2:
+                if attempt == 2 or port is not None:
                     raise
 
     def _start(self, config_args: list, args: tuple) -> None:
