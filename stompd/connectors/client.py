@@ -137,12 +137,14 @@ class _UpstreamFactory(Factory):
 
 
 class _Subscription:
-    __slots__ = ("destination", "headers", "on_message")
+    __slots__ = ("destination", "headers", "on_message", "confirmed")
 
     def __init__(self, destination: str, headers: dict, on_message) -> None:
         self.destination = destination
         self.headers = headers
         self.on_message = on_message
+        # Fired by the upstream's first RECEIPT for it.
+        self.confirmed: Deferred | None = None
 
 
 class Upstream:
@@ -162,8 +164,15 @@ class Upstream:
 
     log = Logger()
 
-    def __init__(self, name: str, endpoint, settings, clock, retry_policy, on_change=None) -> None:
+    def __init__(self, name: str, endpoint, settings, clock, retry_policy, on_change=None, noisy: bool = True) -> None:
+        """
+        @param on_change: called with this upstream when it connects or
+            loses its connection.
+        @param noisy: log connecting and losing the connection at info
+            level (else debug: for one connection of many).
+        """
         self.name = name
+        self._noisy = noisy
         self.settings = settings
         self.clock = clock
         self.connected: UpstreamProtocol | None = None
@@ -186,6 +195,9 @@ class Upstream:
         # A refused login counts as one failed attempt more than the last.
         return self._retry_policy(failed_attempts + max(self._refused - 1, 0))
 
+    def _log(self, format: str, **fields) -> None:
+        (self.log.info if self._noisy else self.log.debug)(format, **fields)
+
     def start(self) -> None:
         self._service.startService()
 
@@ -204,7 +216,7 @@ class Upstream:
         self.generation += 1
         self._refused = 0
         self._last_error = ""
-        self.log.info("{name}: connected to upstream (STOMP {version})", name=self.name, version=protocol.version)
+        self._log("{name}: connected to upstream (STOMP {version})", name=self.name, version=protocol.version)
         for subscription_id, subscription in self._subscriptions.items():
             protocol.send_frame("SUBSCRIBE", self._subscribe_headers(subscription_id, subscription))
         while self._waiting and self.connected is protocol:
@@ -219,13 +231,14 @@ class Upstream:
             self._refused += 1
             return
         self.connected = None
-        self.log.info("{name}: upstream connection lost", name=self.name)
+        self._log("{name}: upstream connection lost", name=self.name)
         receipts, self._receipts = self._receipts, {}
         detail = "The upstream connection was lost before the upstream confirmed it."
         if self._last_error:
             detail += f" The upstream said: {self._last_error}"
         for waiter in receipts.values():
-            waiter.errback(StompError(f"connector {self.name}: {NOT_CONFIRMED}", detail))
+            if not waiter.called:
+                waiter.errback(StompError(f"connector {self.name}: {NOT_CONFIRMED}", detail))
         if self._on_change is not None:
             self._on_change(self)
 
@@ -240,7 +253,8 @@ class Upstream:
 
     def receipt_arrived(self, receipt_id: str) -> None:
         waiter = self._receipts.pop(receipt_id, None)
-        if waiter is not None:
+        # One that timed out meanwhile has fired.
+        if waiter is not None and not waiter.called:
             waiter.callback(None)
 
     def error_arrived(self, protocol: UpstreamProtocol, frame: Frame) -> None:
@@ -249,7 +263,7 @@ class Upstream:
         self._last_error = f"{message}: {detail}" if detail else message
         self.log.warn("{name}: upstream sent ERROR {message}", name=self.name, message=self._last_error)
         waiter = self._receipts.pop(frame.headers.get("receipt-id", ""), None)
-        if waiter is not None:
+        if waiter is not None and not waiter.called:
             waiter.errback(StompError(f"connector {self.name}: {REFUSED}", self._last_error))
         # The upstream closes the connection after an ERROR; one refusing
         # CONNECT may not.
@@ -328,21 +342,37 @@ class Upstream:
         MESSAGE; L{settle} takes C{upstream_id} back.
 
         @return: the subscription's id here, and a Deferred firing once
-            the upstream confirmed it, or at once if it is not connected
-            (it is made when the connection is).
+            the upstream confirmed it (when it is not connected: once it
+            is, and confirmed it), failing with a L{StompError} if that
+            takes longer than C{send-timeout} or the upstream refuses.
         """
         subscription_id = f"s{next(self._ids)}"
         subscription = self._subscriptions[subscription_id] = _Subscription(destination, headers, on_message)
-        if self.connected is None:
-            return subscription_id, succeed(None)
-        frame_headers = self._subscribe_headers(subscription_id, subscription)
-        receipt = frame_headers["receipt"] = f"r{next(self._ids)}"
-        waiter = self._receipts[receipt] = Deferred()
-        self.connected.send_frame("SUBSCRIBE", frame_headers)
-        return subscription_id, self._within_timeout(waiter, receipt)
+        subscription.confirmed = Deferred()
+        confirmed = subscription.confirmed.addTimeout(self.settings.send_timeout, self.clock)
+        confirmed.addErrback(self._not_confirmed, subscription)
+        if self.connected is not None:
+            self.connected.send_frame("SUBSCRIBE", self._subscribe_headers(subscription_id, subscription))
+        return subscription_id, confirmed
+
+    def _not_confirmed(self, failure, subscription: _Subscription):
+        subscription.confirmed = None
+        if failure.check(TimeoutError):
+            raise StompError(
+                f"connector {self.name}: {NOT_CONFIRMED}",
+                f"Connector {self.name!r}'s upstream did not confirm the subscription within "
+                f"{self.settings.send_timeout} s.",
+            )
+        return failure
 
     def _subscribe_headers(self, subscription_id: str, subscription: _Subscription) -> dict:
-        return {**subscription.headers, "destination": subscription.destination, "id": subscription_id}
+        headers = {**subscription.headers, "destination": subscription.destination, "id": subscription_id}
+        if subscription.confirmed is not None:
+            # Its subscriber waits for the first confirmation.
+            receipt = headers["receipt"] = f"r{next(self._ids)}"
+            self._receipts[receipt] = subscription.confirmed
+            subscription.confirmed = None
+        return headers
 
     def unsubscribe(self, subscription_id: str) -> None:
         if self._subscriptions.pop(subscription_id, None) is not None and self.connected is not None:

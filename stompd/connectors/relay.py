@@ -7,7 +7,7 @@ ACKs and NACKs go upstream.
 
 from dataclasses import dataclass
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -92,23 +92,33 @@ class RelayConnector:
         self.settings = settings
         self.name = settings.name
         self.prefixes = settings.prefixes
-        self.upstream = Upstream(
-            settings.name,
-            client_endpoint(reactor, settings.uri),
-            settings,
-            reactor,
-            backoff(INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY),
-        )
+        self._reactor = reactor
+        self._endpoint = client_endpoint(reactor, settings.uri)
+        # SENDs and subscriptions without acknowledgements share one
+        # connection.
+        self.upstream = self._new_upstream()
         self._topics: dict[str, _SharedTopic] = {}
-        # remote source -> its own upstream subscription id
+        # remote source -> (its own Upstream, its subscription id there)
         self._own: dict = {}
+
+    def _new_upstream(self, noisy: bool = True) -> Upstream:
+        return Upstream(
+            self.name,
+            self._endpoint,
+            self.settings,
+            self._reactor,
+            backoff(INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY),
+            noisy=noisy,
+        )
 
     def start(self, broker):
         self.upstream.start()
         return succeed(None)
 
     def stop(self):
-        return self.upstream.stop()
+        own = [upstream for upstream, _ in self._own.values()]
+        self._own.clear()
+        return DeferredList([upstream.stop() for upstream in (self.upstream, *own)], consumeErrors=True)
 
     def send(self, vhost, headers, body, producer):
         forwarded = {name: value for name, value in headers.items() if name not in _LOCAL_HEADERS}
@@ -117,7 +127,11 @@ class RelayConnector:
 
     def subscribe(self, subscription):
         destination = subscription.destination
-        if destination.startswith("/topic/") and _OWN_SUBSCRIPTION_HEADERS.isdisjoint(subscription.headers):
+        if (
+            not subscription.acks
+            and destination.startswith("/topic/")
+            and _OWN_SUBSCRIPTION_HEADERS.isdisjoint(subscription.headers)
+        ):
             shared = self._topics.get(destination)
             if shared is None:
                 shared = self._topics[destination] = _SharedTopic()
@@ -126,23 +140,33 @@ class RelayConnector:
             shared.sources.append(subscription)
             return shared.in_force()
         headers = {name: value for name, value in subscription.headers.items() if name not in _LOCAL_HEADERS}
-        if subscription.acks:
-            headers["ack"] = "client-individual"
-            if subscription.prefetch and "prefetch-count" not in headers and "activemq.prefetchSize" not in headers:
-                # The upstream holds back what the client may not hold yet:
-                # RabbitMQ's and ActiveMQ's names.
-                headers["prefetch-count"] = headers["activemq.prefetchSize"] = str(subscription.prefetch)
-        else:
+        if not subscription.acks:
             headers["ack"] = "auto"
-        subscription_id, ready = self.upstream.subscribe(destination, headers, subscription.deliver)
-        self._own[subscription] = subscription_id
+            subscription_id, ready = self.upstream.subscribe(destination, headers, subscription.deliver)
+            self._own[subscription] = (self.upstream, subscription_id)
+            return ready
+        headers["ack"] = "client-individual"
+        if subscription.prefetch and "prefetch-count" not in headers and "activemq.prefetchSize" not in headers:
+            # The upstream holds back what the client may not hold yet:
+            # RabbitMQ's and ActiveMQ's names.
+            headers["prefetch-count"] = headers["activemq.prefetchSize"] = str(subscription.prefetch)
+        # A connection of its own: closing it is the one way every broker
+        # (RabbitMQ included) gives back what the subscriber held, when it
+        # goes.
+        own = self._new_upstream(noisy=False)
+        own.start()
+        subscription_id, ready = own.subscribe(destination, headers, subscription.deliver)
+        self._own[subscription] = (own, subscription_id)
         return ready
 
     def unsubscribe(self, subscription):
-        subscription_id = self._own.pop(subscription, None)
-        if subscription_id is not None:
-            self.upstream.unsubscribe(subscription_id)
-            return succeed(None)
+        own = self._own.pop(subscription, None)
+        if own is not None:
+            upstream, subscription_id = own
+            if upstream is self.upstream:
+                upstream.unsubscribe(subscription_id)
+                return succeed(None)
+            return upstream.stop()
         shared = self._topics.get(subscription.destination)
         if shared is not None and subscription in shared.sources:
             shared.sources.remove(subscription)
@@ -152,9 +176,11 @@ class RelayConnector:
         return succeed(None)
 
     def settle(self, subscription, upstream_ids, action):
-        for upstream_id in upstream_ids:
-            if upstream_id is not None:
-                self.upstream.settle(upstream_id, ack=action == "ack", requeue=action != "reject")
+        own = self._own.get(subscription)
+        if own is not None:
+            for upstream_id in upstream_ids:
+                if upstream_id is not None:
+                    own[0].settle(upstream_id, ack=action == "ack", requeue=action != "reject")
         return succeed(None)
 
 

@@ -268,6 +268,23 @@ def start_broker(tmp_path):
 
 
 @pytest.fixture
+def clients():
+    """
+    Make stomp.py connections to a port (see L{stomp_client}); those left
+    connected are disconnected after the test.
+    """
+    made = []
+
+    def make(port: int, **options):
+        conn = stomp_client(port, **options)
+        made.append(conn)
+        return conn
+
+    yield make
+    disconnect_all(made)
+
+
+@pytest.fixture
 def unique():
     """
     Make destination names no other test uses: C{unique("/queue/jobs.")}.

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.support.broker import BrokerProcess
-from tests.support.clients import disconnect_all, stomp_client
+from tests.support.clients import subscribe_with_receipt
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -35,10 +35,10 @@ def test_key_prefixes_keep_brokers_apart_and_node_ids_name_messages(redis_server
     ours = start_broker(node_config(redis_server.url, "alpha", 'key-prefix = "ours:"\n'))
     theirs = start_broker(node_config(redis_server.url, "beta", 'key-prefix = "theirs:"\n'))
     watcher = clients(theirs.port)
-    subscribe(watcher, "/topic/shared", id="t")
-    subscribe(watcher, "/queue/shared", id="q")
+    subscribe_with_receipt(watcher, "/topic/shared", id="t")
+    subscribe_with_receipt(watcher, "/queue/shared", id="q")
     reader = clients(ours.port)
-    subscribe(reader, "/topic/shared", id="t")
+    subscribe_with_receipt(reader, "/topic/shared", id="t")
     producer = clients(ours.port)
     send_confirmed(producer, "/topic/shared", ["topic message"])
     send_confirmed(producer, "/queue/shared", ["queue message"])
@@ -63,25 +63,6 @@ def start_node(redis_server, start_broker):
     return start
 
 
-@pytest.fixture
-def clients():
-    made = []
-
-    def make(port: int, **options):
-        conn = stomp_client(port, **options)
-        made.append(conn)
-        return conn
-
-    yield make
-    disconnect_all(made)
-
-
-def subscribe(conn, destination: str, id: str = "s", ack: str = "auto", **headers) -> None:
-    receipt = f"sub-{uuid.uuid4().hex[:8]}"
-    conn.subscribe(destination, id=id, ack=ack, headers=headers, receipt=receipt)
-    conn.collector.wait_for_receipt(receipt)
-
-
 def send_confirmed(conn, destination: str, bodies, **headers) -> None:
     for body in bodies:
         conn.send(destination, body, headers=headers)
@@ -96,7 +77,7 @@ def test_topic_messages_reach_every_node_once_with_wildcards(redis_server, start
     subscribers = []
     for node, pattern in zip(nodes, ["/topic/prices.#", "/topic/prices.*", "/topic/prices.eu"]):
         conn = clients(node.port)
-        subscribe(conn, pattern)
+        subscribe_with_receipt(conn, pattern)
         subscribers.append(conn)
     # A SUBSCRIBE's receipt means it is in force everywhere: publish at once.
     for n, node in enumerate(nodes[:2]):
@@ -119,7 +100,7 @@ def test_queue_messages_go_to_exactly_one_consumer_across_nodes(redis_server, st
     consumers = []
     for node in nodes:
         conn = clients(node.port)
-        subscribe(conn, "/queue/jobs", ack="client-individual", **{"prefetch-count": "10"})
+        subscribe_with_receipt(conn, "/queue/jobs", ack="client-individual", **{"prefetch-count": "10"})
         consumers.append(conn)
     for n, node in enumerate(nodes):
         send_confirmed(clients(node.port), "/queue/jobs", [f"{n}-{m}" for m in range(100)])
@@ -151,12 +132,12 @@ def test_a_killed_node_s_unacked_messages_come_back_elsewhere(redis_server, star
     redis_server.flush()
     survivor, doomed = start_node(), start_node()
     holder = clients(doomed.port)
-    subscribe(holder, "/queue/held", ack="client-individual")
+    subscribe_with_receipt(holder, "/queue/held", ack="client-individual")
     send_confirmed(clients(survivor.port), "/queue/held", ["a", "b"])
     assert holder.collector.wait_for_bodies(3) == ["a", "b", "last"]
     doomed.kill()
     taker = clients(survivor.port)
-    subscribe(taker, "/queue/held", ack="client-individual")
+    subscribe_with_receipt(taker, "/queue/held", ack="client-individual")
     # The node lease is 2 s; no visibility timeout is set.
     assert taker.collector.wait_for(lambda: len(taker.collector.messages) == 3, timeout=10)
     frames = taker.collector.messages
@@ -182,7 +163,7 @@ def test_receipted_sends_survive_kill_9(redis_server, start_node, clients):
     restarted = start_node()
     consumer = clients(restarted.port)
     # Auto ack: no prefetch limit holds back what there is.
-    subscribe(consumer, "/queue/durable", ack="auto")
+    subscribe_with_receipt(consumer, "/queue/durable", ack="auto")
     consumer.collector.wait_for_bodies(len(receipted), quiet=1.0)
     bodies = consumer.collector.bodies()
     assert set(receipted) <= set(bodies)
@@ -194,13 +175,13 @@ def test_unacked_messages_survive_kill_9_and_come_back_redelivered(redis_server,
     node = start_node(node_id="a")
     send_confirmed(clients(node.port), "/queue/pending", ["x"])
     holder = clients(node.port)
-    subscribe(holder, "/queue/pending", ack="client-individual")
+    subscribe_with_receipt(holder, "/queue/pending", ack="client-individual")
     holder.collector.wait_for_bodies(2)
     node.kill()
     # The same node id, restarted: it takes back what it held.
     again = start_node(node_id="a")
     consumer = clients(again.port)
-    subscribe(consumer, "/queue/pending", ack="client-individual")
+    subscribe_with_receipt(consumer, "/queue/pending", ack="client-individual")
     assert consumer.collector.wait_for_bodies(2, quiet=0.3) == ["x", "last"]
     assert [f.headers["delivery-count"] for f in consumer.collector.messages] == ["2", "2"]
     assert all(f.headers["redelivered"] == "true" for f in consumer.collector.messages)
@@ -210,7 +191,7 @@ def test_temp_queue_replies_and_user_queues_cross_nodes(redis_server, start_node
     redis_server.flush()
     a, b = start_node(), start_node()
     server = clients(b.port)
-    subscribe(server, "/queue/rpc", ack="client-individual")
+    subscribe_with_receipt(server, "/queue/rpc", ack="client-individual")
     requester = clients(a.port)
     requester.send("/queue/rpc", "ping", headers={"reply-to": "/temp-queue/answers", "receipt": "asked"})
     requester.collector.wait_for_receipt("asked")
@@ -221,7 +202,7 @@ def test_temp_queue_replies_and_user_queues_cross_nodes(redis_server, start_node
     assert requester.collector.wait_for_bodies(1) == ["pong"]
     # Spring's relay: /user/queue/greetings becomes /queue/greetings-user<session>.
     user = clients(a.port)
-    subscribe(user, "/queue/greetings-userabc123")
+    subscribe_with_receipt(user, "/queue/greetings-userabc123")
     clients(b.port).send("/queue/greetings-userabc123", "hello", headers={"receipt": "g"})
     assert user.collector.wait_for_bodies(1) == ["hello"]
 
@@ -267,7 +248,7 @@ def test_redis_killed_and_restarted_under_load(tmp_path, clients):
         assert len(confirmed) >= 300
         assert node.process.poll() is None, "the broker must stay up"
         consumer = clients(node.port)
-        subscribe(consumer, "/queue/load", ack="auto")
+        subscribe_with_receipt(consumer, "/queue/load", ack="auto")
         consumer.collector.wait_for_bodies(len(confirmed), quiet=0.5)
         assert set(confirmed) <= set(consumer.collector.bodies())
     finally:
@@ -311,14 +292,14 @@ def test_a_durable_subscriber_comes_back_through_another_node_after_restarts(
     redis_server.flush()
     a, b = start_node(), start_node()
     subscriber = clients(a.port, connect_headers=connect_headers)
-    subscribe(subscriber, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    subscribe_with_receipt(subscriber, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
     subscriber.disconnect()
     send_confirmed(clients(b.port), "/topic/reports.eu", ["r1", "r2"])
     a.stop()
     b.stop()
     c = start_node()
     again = clients(c.port, connect_headers=connect_headers)
-    subscribe(again, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    subscribe_with_receipt(again, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
     assert again.collector.wait_for_bodies(3, quiet=0.3) == ["r1", "r2", "last"]
     for frame in again.collector.messages:
         again.ack(frame.headers["ack"])
@@ -329,6 +310,6 @@ def test_a_durable_subscriber_comes_back_through_another_node_after_restarts(
     again.collector.wait_for_receipt(receipt)
     send_confirmed(clients(c.port), "/topic/reports.eu", ["after"])
     later = clients(c.port, connect_headers=connect_headers)
-    subscribe(later, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
+    subscribe_with_receipt(later, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
     time.sleep(0.5)
     assert later.collector.bodies() == []

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.support.broker import BrokerProcess
-from tests.support.clients import disconnect_all, stomp_client
+from tests.support.clients import subscribe_with_receipt
 
 pytestmark = pytest.mark.integration
 
@@ -57,29 +57,10 @@ def nodes(tmp_path):
         assert "Traceback" not in broker.log, broker.log
 
 
-@pytest.fixture
-def clients():
-    made = []
-
-    def connect(port: int, **kwargs):
-        conn = stomp_client(port, **kwargs)
-        made.append(conn)
-        return conn
-
-    yield connect
-    disconnect_all(made)
-
-
-def subscribe(conn, destination: str, id: str, ack: str = "auto", **headers) -> None:
-    receipt = f"sub-{id}"
-    conn.subscribe(destination, id=id, ack=ack, headers={"receipt": receipt, **headers})
-    conn.collector.wait_for_receipt(receipt)
-
-
 def test_sends_reach_the_upstream_and_their_receipts_wait_for_it(nodes, clients):
     upstream, relay = nodes()
     consumer = clients(upstream.port)
-    subscribe(consumer, "/queue/ext.orders", "1")
+    subscribe_with_receipt(consumer, "/queue/ext.orders", "1")
     producer = clients(relay.port)
     for n in range(20):
         producer.send("/queue/ext.orders", f"order {n}", headers={"receipt": f"r{n}", "region": "eu:west"})
@@ -93,9 +74,9 @@ def test_sends_reach_the_upstream_and_their_receipts_wait_for_it(nodes, clients)
 def test_relay_subscribers_get_upstream_messages_with_their_headers(nodes, clients):
     upstream, relay = nodes()
     first, second = clients(relay.port), clients(relay.port)
-    subscribe(first, "/topic/ext.news", "a")
-    subscribe(second, "/topic/ext.news", "b")
-    subscribe(second, "/queue/ext.work", "q", ack="auto")
+    subscribe_with_receipt(first, "/topic/ext.news", "a")
+    subscribe_with_receipt(second, "/topic/ext.news", "b")
+    subscribe_with_receipt(second, "/queue/ext.work", "q", ack="auto")
     publisher = clients(upstream.port)
     publisher.send("/topic/ext.news", "headline", headers={"receipt": "t", "lang": "en"})
     publisher.send("/queue/ext.work", "task", headers={"receipt": "q"})
@@ -115,7 +96,7 @@ def test_acks_go_upstream_and_what_was_not_acked_comes_back_there(nodes, clients
         publisher.send("/queue/ext.jobs", body, headers={"receipt": body})
     publisher.collector.wait_for_receipt("two")
     consumer = clients(relay.port)
-    subscribe(consumer, "/queue/ext.jobs", "w", ack="client-individual")
+    subscribe_with_receipt(consumer, "/queue/ext.jobs", "w", ack="client-individual")
     assert consumer.collector.wait_for_bodies(2) == ["one", "two"]
     acked = consumer.collector.messages[0]
     consumer.ack(acked.headers["ack"], receipt="acked")
@@ -124,7 +105,7 @@ def test_acks_go_upstream_and_what_was_not_acked_comes_back_there(nodes, clients
     # The ACK went upstream; the unacknowledged one is given to the next
     # consumer there.
     again = clients(upstream.port)
-    subscribe(again, "/queue/ext.jobs", "w2", ack="client-individual")
+    subscribe_with_receipt(again, "/queue/ext.jobs", "w2", ack="client-individual")
     assert again.collector.wait_for_bodies(1, quiet=0.5) == ["two"]
     assert again.collector.messages[0].headers.get("redelivered") == "true"
 
@@ -132,7 +113,7 @@ def test_acks_go_upstream_and_what_was_not_acked_comes_back_there(nodes, clients
 def test_while_the_upstream_is_down_sends_get_an_error_and_subscribers_resume(nodes, clients, tmp_path):
     upstream, relay = nodes()
     subscriber = clients(relay.port)
-    subscribe(subscriber, "/topic/ext.ticks", "t")
+    subscribe_with_receipt(subscriber, "/topic/ext.ticks", "t")
     upstream.kill()
     wait_for_log(relay, "up: upstream connection lost")
     producer = clients(relay.port)
@@ -171,7 +152,7 @@ def test_with_a_buffer_a_send_waits_for_the_upstream_to_come_back(nodes, clients
     try:
         producer.collector.wait_for_receipt("held")
         consumer = clients(restarted.port)
-        subscribe(consumer, "/queue/ext.held", "c")
+        subscribe_with_receipt(consumer, "/queue/ext.held", "c")
         assert consumer.collector.wait_for_bodies(1) == ["waited"]
     finally:
         restarted.stop()

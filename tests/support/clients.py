@@ -4,6 +4,7 @@ receive.
 """
 
 import time
+import uuid
 
 import stomp
 
@@ -81,6 +82,15 @@ def stomp_client(
     conn.connect(login, passcode, wait=True, headers=connect_headers)
     conn.collector = listener
     return conn
+
+
+def subscribe_with_receipt(conn, destination: str, id: str = "s", ack: str = "auto", **headers) -> None:
+    """
+    SUBSCRIBE C{conn} and wait for the broker's RECEIPT.
+    """
+    receipt = f"sub-{uuid.uuid4().hex[:8]}"
+    conn.subscribe(destination, id=id, ack=ack, headers=headers, receipt=receipt)
+    conn.collector.wait_for_receipt(receipt)
 
 
 def disconnect_all(connections) -> None:

@@ -224,18 +224,23 @@ def test_subscriptions_are_made_again_on_a_new_connection(clock, endpoint):
     upstream = make_upstream(clock, endpoint)
     got = []
     subscription_id, ready = upstream.subscribe("/queue/ext.a", {"ack": "client-individual"}, lambda *a: got.append(a))
-    assert ready.called
     peer = endpoint.connections[0]
     peer.accept()
     subscribes = [frame for frame in peer.frames() if frame.command == "SUBSCRIBE"]
     assert [(f.headers["destination"], f.headers["id"], f.headers["ack"]) for f in subscribes] == [
         ("/queue/ext.a", subscription_id, "client-individual")
     ]
+    # In force once the upstream says so.
+    assert not ready.called
+    peer.send("RECEIPT", {"receipt-id": subscribes[0].headers["receipt"]})
+    assert ready.called
     peer.drop()
     clock.advance(0.01)
     again = endpoint.connections[1]
     again.accept()
-    assert [frame.headers["destination"] for frame in again.frames() if frame.command == "SUBSCRIBE"] == ["/queue/ext.a"]
+    (subscribe,) = [frame for frame in again.frames() if frame.command == "SUBSCRIBE"]
+    assert subscribe.headers["destination"] == "/queue/ext.a"
+    assert "receipt" not in subscribe.headers
     again.send("MESSAGE", {"subscription": subscription_id, "message-id": "m1", "ack": "a1", "destination": "/queue/ext.a"}, b"hi")
     assert got[0][1] == b"hi"
 
@@ -269,3 +274,20 @@ def test_silent_upstream_is_cut_off_after_its_heart_beat_interval(clock, endpoin
     assert peer.transport.value().endswith(b"\n")
     clock.advance(1.1)
     assert peer.transport.disconnected or peer.transport.disconnecting
+
+
+def test_a_subscription_the_upstream_does_not_confirm_in_time_is_an_error(clock, endpoint):
+    endpoint.refusing = True
+    upstream = make_upstream(clock, endpoint, send_timeout=2.0)
+    _, ready = upstream.subscribe("/queue/ext.a", {"ack": "auto"}, lambda *a: None)
+    failures = []
+    ready.addErrback(failures.append)
+    clock.advance(2.0)
+    assert failures[0].value.message == "connector up: upstream did not confirm"
+    # Made on the next connection all the same, its late receipt ignored.
+    endpoint.refusing = False
+    clock.advance(30.0)
+    peer = endpoint.connections[0]
+    peer.accept()
+    (subscribe,) = [frame for frame in peer.frames() if frame.command == "SUBSCRIBE"]
+    assert "receipt" not in subscribe.headers
