@@ -41,7 +41,11 @@ setup(
             "redis = stompd.storage.redis:create_store",
         ],
         "stompd.auth": ["users = stompd.auth:create_authenticator"],
-        "stompd.connectors": ["relay = stompd.connectors.relay:create_connector"],
+        "stompd.connectors": [
+            "relay = stompd.connectors.relay:create_connector",
+            "fanout = stompd.connectors.fanout:create_connector",
+        ],
+        "stompd.discovery": ["static = stompd.connectors.static:create_agent"],
     },
     classifiers=[
         "Framework :: Twisted",

@@ -437,3 +437,30 @@ class IConnector(Interface):
         @return: a Deferred firing once passed upstream; it fails with
             L{stompd.errors.StompError} if the upstream is away.
         """
+
+
+class IDiscoveryAgent(Interface):
+    """
+    Finds the upstream brokers of a fanout connector, and may advertise
+    this broker to others. Found through the C{stompd.discovery}
+    entry-point group by the scheme of a discovery URI (C{static} for
+    C{static:(...)}); the entry point's settings are C{{"uri": URI}}.
+    """
+
+    def start(found, lost):
+        """
+        Start discovering: call C{found(uri)} for each upstream broker's
+        URI as it appears and C{lost(uri)} when it goes (each C{tcp://} or
+        C{ssl://} URI or endpoint string, as L{stompd.connectors.settings}
+        reads them).
+
+        @return: a Deferred firing once started; a failure ends the
+            broker's start.
+        """
+
+    def stop():
+        """
+        Stop discovering (and advertising).
+
+        @return: a Deferred firing when done; never fails.
+        """

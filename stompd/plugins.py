@@ -31,6 +31,7 @@ from stompd.errors import ConfigError
 STORAGE = "stompd.storage"
 AUTH = "stompd.auth"
 CONNECTORS = "stompd.connectors"
+DISCOVERY = "stompd.discovery"
 
 
 def available(group: str) -> list[str]:

@@ -164,15 +164,32 @@ class Upstream:
 
     log = Logger()
 
-    def __init__(self, name: str, endpoint, settings, clock, retry_policy, on_change=None, noisy: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        endpoint,
+        settings,
+        clock,
+        retry_policy,
+        on_change=None,
+        noisy: bool = True,
+        max_attempts: int = 0,
+        label: str = "",
+    ) -> None:
         """
-        @param on_change: called with this upstream when it connects or
-            loses its connection.
+        @param on_change: called with this upstream when it connects,
+            loses its connection, or gives up.
         @param noisy: log connecting and losing the connection at info
             level (else debug: for one connection of many).
+        @param max_attempts: failed attempts in a row after which it gives
+            up (L{failed}); 0 or less for never.
+        @param label: which upstream this is, in logs (its URI).
         """
         self.name = name
+        self.label = label
+        self.failed = False
         self._noisy = noisy
+        self._max_attempts = max_attempts
         self.settings = settings
         self.clock = clock
         self.connected: UpstreamProtocol | None = None
@@ -193,7 +210,21 @@ class Upstream:
 
     def _retry_delay(self, failed_attempts: int) -> float:
         # A refused login counts as one failed attempt more than the last.
-        return self._retry_policy(failed_attempts + max(self._refused - 1, 0))
+        attempts = failed_attempts + max(self._refused - 1, 0)
+        if 0 < self._max_attempts < attempts:
+            self.clock.callLater(0, self._give_up, attempts)
+        return self._retry_policy(attempts)
+
+    def _give_up(self, attempts: int) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        self.log.error(
+            "{name}: giving up on upstream {label} after {attempts} failed attempts", name=self.name, label=self.label, attempts=attempts - 1
+        )
+        self.stop()
+        if self._on_change is not None:
+            self._on_change(self)
 
     def _log(self, format: str, **fields) -> None:
         (self.log.info if self._noisy else self.log.debug)(format, **fields)
@@ -216,7 +247,9 @@ class Upstream:
         self.generation += 1
         self._refused = 0
         self._last_error = ""
-        self._log("{name}: connected to upstream (STOMP {version})", name=self.name, version=protocol.version)
+        self._log(
+            "{name}: connected to upstream {label} (STOMP {version})", name=self.name, label=self.label, version=protocol.version
+        )
         for subscription_id, subscription in self._subscriptions.items():
             protocol.send_frame("SUBSCRIBE", self._subscribe_headers(subscription_id, subscription))
         while self._waiting and self.connected is protocol:
@@ -231,7 +264,7 @@ class Upstream:
             self._refused += 1
             return
         self.connected = None
-        self._log("{name}: upstream connection lost", name=self.name)
+        self._log("{name}: lost the connection to upstream {label}", name=self.name, label=self.label)
         receipts, self._receipts = self._receipts, {}
         detail = "The upstream connection was lost before the upstream confirmed it."
         if self._last_error:

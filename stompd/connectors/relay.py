@@ -109,6 +109,7 @@ class RelayConnector:
             self._reactor,
             backoff(INITIAL_RECONNECT_DELAY, MAX_RECONNECT_DELAY),
             noisy=noisy,
+            label=self.settings.uri,
         )
 
     def start(self, broker):

@@ -115,7 +115,7 @@ def test_while_the_upstream_is_down_sends_get_an_error_and_subscribers_resume(no
     subscriber = clients(relay.port)
     subscribe_with_receipt(subscriber, "/topic/ext.ticks", "t")
     upstream.kill()
-    wait_for_log(relay, "up: upstream connection lost")
+    wait_for_log(relay, "up: lost the connection to upstream")
     producer = clients(relay.port)
     producer.send("/queue/ext.x", "lost?", headers={"receipt": "down"})
     assert producer.collector.wait_for(lambda: producer.collector.errors)
@@ -143,7 +143,7 @@ def test_while_the_upstream_is_down_sends_get_an_error_and_subscribers_resume(no
 def test_with_a_buffer_a_send_waits_for_the_upstream_to_come_back(nodes, clients, tmp_path):
     upstream, relay = nodes("buffer = 10\nsend-timeout = 20.0\n")
     upstream.kill()
-    wait_for_log(relay, "up: upstream connection lost")
+    wait_for_log(relay, "up: lost the connection to upstream")
     producer = clients(relay.port)
     producer.send("/queue/ext.held", "waited", headers={"receipt": "held"})
     time.sleep(0.5)

@@ -111,3 +111,56 @@ def test_connector_names_are_required_and_unique():
         parse_config(RELAY.replace('name = "rabbit"\n', ""), "broker.toml")
     with pytest.raises(ConfigError, match="two connectors are named 'rabbit'"):
         parse_config(RELAY + RELAY, "broker.toml")
+
+
+FANOUT = """
+[[connectors]]
+name = "broadcast"
+type = "fanout"
+uri = "fanout://(static:(tcp://127.0.0.1:61614,tcp://127.0.0.1:61615))?minAckCount=2&fanOutQueues=false"
+prefixes = ["/topic/", "/queue/"]
+"""
+
+
+def test_a_fanout_table_reads_activemqs_uri_and_defaults():
+    (connector,) = broker_from(FANOUT).connectors.connectors
+    verifyObject(IConnector, connector)
+    options = connector.options
+    assert options.discovery == "static:(tcp://127.0.0.1:61614,tcp://127.0.0.1:61615)"
+    assert (options.min_ack_count, options.fan_out_queues) == (2, False)
+    assert (options.initial_reconnect_delay, options.max_reconnect_delay) == (10, 30000)
+    assert (options.use_exponential_back_off, options.back_off_multiplier, options.max_reconnect_attempts) == (True, 2.0, -1)
+    assert connector.relays_subscriptions is False
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "fanout:(static:(tcp://127.0.0.1:1,tcp://127.0.0.1:2))?reconnectDelayExponent=3&maxReconnectAttempts=5",
+        "fanout://static:(tcp://127.0.0.1:1,tcp://127.0.0.1:2)?reconnectDelayExponent=3&maxReconnectAttempts=5",
+    ],
+)
+def test_fanout_uri_forms_and_activemqs_own_option_names(uri):
+    (connector,) = broker_from(FANOUT.replace(FANOUT.split('"')[5], uri)).connectors.connectors
+    assert connector.options.back_off_multiplier == 3.0
+    assert connector.options.max_reconnect_attempts == 5
+
+
+@pytest.mark.parametrize(
+    "query, problem",
+    [
+        ("minAckCount=lots", "connectors.broadcast.minAckCount: expected an integer, got 'lots'"),
+        ("fanOutQueues=yes", "connectors.broadcast.fanOutQueues: expected true or false, got 'yes'"),
+        ("noSuchOption=1", "connectors.broadcast.noSuchOption: unknown fanout option"),
+        ("minAckCount=3", "connectors.broadcast.minAckCount: 3 is more than the 2 upstreams"),
+    ],
+)
+def test_bad_fanout_options_name_the_connector_and_the_option(query, problem):
+    assert error_from(FANOUT.replace("minAckCount=2&fanOutQueues=false", query)).startswith(problem)
+
+
+def test_bad_discovery_uris_name_the_connector():
+    assert error_from(FANOUT.replace("static:(", "static:(http://x:1,")).startswith("connectors.broadcast.uri: ")
+    assert error_from(FANOUT.replace("(static:", "(nosuch:")).startswith(
+        "connectors.broadcast.uri: no discovery agent for 'nosuch'"
+    )
