@@ -198,8 +198,14 @@ class FanoutConnector:
     log = Logger()
     relays_subscriptions = False
 
-    def __init__(self, settings: FanoutSettings, reactor, agent) -> None:
+    def __init__(self, settings: FanoutSettings, reactor, agent, endpoint_for=None) -> None:
+        """
+        @param agent: the L{IDiscoveryAgent} finding its upstreams.
+        @param endpoint_for: makes the client endpoint of an upstream URI
+            (L{client_endpoint} by default).
+        """
         self.settings = settings
+        self._endpoint_for = endpoint_for or (lambda uri: client_endpoint(reactor, uri))
         self.name = settings.name
         self.prefixes = settings.prefixes
         self.options = settings.options
@@ -234,7 +240,7 @@ class FanoutConnector:
         if uri in self.upstreams:
             return
         try:
-            endpoint = client_endpoint(self._reactor, uri)
+            endpoint = self._endpoint_for(uri)
         except ConfigError as e:
             self.log.warn("{name}: ignoring upstream {uri}: {problem}", name=self.name, uri=uri, problem=str(e))
             return
