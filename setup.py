@@ -45,7 +45,10 @@ setup(
             "relay = stompd.connectors.relay:create_connector",
             "fanout = stompd.connectors.fanout:create_connector",
         ],
-        "stompd.discovery": ["static = stompd.connectors.static:create_agent"],
+        "stompd.discovery": [
+            "static = stompd.connectors.static:create_agent",
+            "redis = stompd.connectors.redis_discovery:create_agent",
+        ],
     },
     classifiers=[
         "Framework :: Twisted",

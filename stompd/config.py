@@ -194,6 +194,24 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class DiscoveryConfig:
+    """
+    @ivar advertise: discovery URIs (C{multicast://default},
+        C{redis://host:port/db}) through which this broker announces itself
+        to fanout connectors, stompd's or ActiveMQ's.
+    @ivar advertise_uri: the URI announced, where others reach this
+        broker (C{tcp://HOST:PORT}).
+    """
+
+    advertise: tuple[str, ...] = ()
+    advertise_uri: str = ""
+
+    def __post_init__(self) -> None:
+        if self.advertise and not self.advertise_uri:
+            raise ValueError("advertise-uri is required with advertise: the URI others reach this broker at")
+
+
+@dataclass(frozen=True)
 class ConnectorConfig:
     """
     One C{[[connectors]]} table.
@@ -241,6 +259,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:

@@ -441,26 +441,41 @@ class IConnector(Interface):
 
 class IDiscoveryAgent(Interface):
     """
-    Finds the upstream brokers of a fanout connector, and may advertise
-    this broker to others. Found through the C{stompd.discovery}
-    entry-point group by the scheme of a discovery URI (C{static} for
-    C{static:(...)}); the entry point's settings are C{{"uri": URI}}.
+    Finds the upstream brokers of a fanout connector, and advertises this
+    broker to others. Found through the C{stompd.discovery} entry-point
+    group by the scheme of a discovery URI (C{static} for C{static:(...)});
+    the entry point's settings are C{{"uri": URI}}.
+
+    URIs of brokers are C{tcp://} or C{ssl://} URIs or endpoint strings, as
+    L{stompd.connectors.settings} reads them.
     """
 
-    def start(found, lost):
+    def watch(found, lost):
         """
-        Start discovering: call C{found(uri)} for each upstream broker's
-        URI as it appears and C{lost(uri)} when it goes (each C{tcp://} or
-        C{ssl://} URI or endpoint string, as L{stompd.connectors.settings}
-        reads them).
+        Before L{start}: call C{found(uri)} for each broker as it appears
+        and C{lost(uri)} when it goes (never for this broker's own
+        advertised URI).
+        """
 
-        @return: a Deferred firing once started; a failure ends the
-            broker's start.
+    def advertise(uri, name):
+        """
+        Before L{start}: announce this broker, reachable at C{uri}, as
+        C{name} (its node id), until L{stop}.
+
+        @raise stompd.errors.ConfigError: if this agent cannot advertise.
+        """
+
+    def start():
+        """
+        Start discovering and advertising. An unreachable directory is not
+        a failure: it is tried again.
+
+        @return: a Deferred firing once started.
         """
 
     def stop():
         """
-        Stop discovering (and advertising).
+        Stop, and withdraw this broker's advertisement.
 
         @return: a Deferred firing when done; never fails.
         """

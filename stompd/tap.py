@@ -13,7 +13,7 @@ import sys
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
@@ -23,7 +23,7 @@ from stompd import plugins
 from stompd.broker.service import BrokerService
 from stompd.config import Config, load_config
 from stompd.errors import ConfigError
-from stompd.interfaces import IAuthenticator, IConnector, IMessageStore
+from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
 from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
 
@@ -220,6 +220,45 @@ def make_broker(config: Config, reactor) -> BrokerService:
     return BrokerService(config, store, authenticator, reactor, connectors)
 
 
+def make_advertisers(config: Config, reactor) -> list:
+    """
+    The discovery agents through which this broker advertises itself.
+
+    @raise ConfigError: naming C{discovery.advertise}.
+    """
+    agents = []
+    for uri in config.discovery.advertise:
+        scheme = uri.split(":", 1)[0]
+        if scheme not in plugins.available(plugins.DISCOVERY):
+            installed = ", ".join(plugins.available(plugins.DISCOVERY)) or "none"
+            raise ConfigError(f"discovery.advertise: no discovery agent for {uri!r}; installed: {installed}")
+        agent = plugins.create(plugins.DISCOVERY, scheme, IDiscoveryAgent, config, reactor, {"uri": uri}, "discovery.advertise")
+        try:
+            agent.advertise(config.discovery.advertise_uri, config.node_id)
+        except ConfigError as e:
+            raise ConfigError(f"discovery.advertise: {e}") from None
+        agents.append(agent)
+    return agents
+
+
+class AdvertisingService(Service):
+    """
+    Advertises the broker once its listeners are open (the last child of
+    the service tree), and withdraws the advertisement first on shutdown.
+    """
+
+    def __init__(self, agents) -> None:
+        self.agents = agents
+
+    def startService(self):
+        Service.startService(self)
+        return DeferredList([maybeDeferred(agent.start) for agent in self.agents], fireOnOneErrback=True, consumeErrors=True)
+
+    def stopService(self):
+        Service.stopService(self)
+        return DeferredList([maybeDeferred(agent.stop) for agent in self.agents], consumeErrors=True)
+
+
 def _make_connector(connector, config: Config, reactor):
     where = f"connectors.{connector.name}"
     if connector.type not in plugins.available(plugins.CONNECTORS):
@@ -256,6 +295,7 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
         config = dataclasses.replace(config, node_id=new_node_id())
     try:
         broker = make_broker(config, reactor)
+        advertisers = make_advertisers(config, reactor)
     except ConfigError as e:
         where = f"{options['config']}: " if options.get("config") else ""
         raise SystemExit(f"stompd: {where}{e}") from None
@@ -274,5 +314,7 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
         source = option if from_command_line else f"{options['config']}: {key}"
         for description in descriptions:
             _listen(top, reactor, description, source, factory)
+    if advertisers:
+        AdvertisingService(advertisers).setServiceParent(top)
     _stop_cleanly_on_sigterm(reactor)
     return top

@@ -227,7 +227,8 @@ class FanoutConnector:
     def start(self, broker):
         self._broker = broker
         self._node = broker.node_id
-        return self._agent.start(self._found, self._lost)
+        self._agent.watch(self._found, self._lost)
+        return self._agent.start()
 
     def stop(self):
         self._fail_waiting("The broker is stopping.")

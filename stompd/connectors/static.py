@@ -53,10 +53,18 @@ class StaticDiscovery:
 
     def __init__(self, settings: StaticSettings) -> None:
         self.uris = settings.uris
+        self._found = None
 
-    def start(self, found, lost):
-        for uri in self.uris:
-            found(uri)
+    def watch(self, found, lost):
+        self._found = found
+
+    def advertise(self, uri, name):
+        raise ConfigError("static: discovery cannot advertise: list this broker in the others' static:(...)")
+
+    def start(self):
+        if self._found is not None:
+            for uri in self.uris:
+                self._found(uri)
         return succeed(None)
 
     def stop(self):

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgpack
 import txredisapi
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
 from twisted.internet.defer import TimeoutError as CallTimedOut
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.task import LoopingCall
@@ -181,6 +181,63 @@ class _Subscriber(txredisapi.SubscriberProtocol):
 
     def messageReceived(self, pattern, channel, message):
         self.factory.store._received(channel, message)
+
+
+class RedisClient:
+    """
+    One Redis connection for a part of stompd other than the store (the
+    Redis discovery agent), so that txredisapi stays in this module. It
+    reconnects by itself; every call ends within C{timeout}.
+    """
+
+    def __init__(self, reactor, url: str, timeout: float = 5.0) -> None:
+        """
+        @raise ValueError: for a URL that is not C{redis://...} or C{unix://...}.
+        """
+        address = _parse_url(url)
+        self._reactor = reactor
+        self._timeout = timeout
+        self._factory = txredisapi.RedisFactory(
+            None,
+            address["db"],
+            1,
+            isLazy=True,
+            charset=None,
+            password=address["password"],
+            replyTimeout=timeout,
+            convertNumbers=False,
+        )
+        self._factory.protocol = _Protocol
+        if "path" in address:
+            self._endpoint = UNIXClientEndpoint(reactor, address["path"], timeout=timeout)
+        else:
+            self._endpoint = TCP4ClientEndpoint(reactor, address["host"], address["port"], timeout=timeout)
+
+    def start(self) -> None:
+        self._factory.startConnecting(self._endpoint)
+
+    def call(self, method: str, *args) -> Deferred:
+        """
+        Run one command (a txredisapi method name).
+
+        @return: a Deferred with its reply, failing with L{StorageError}
+            when Redis is unreachable or slower than the timeout.
+        """
+        try:
+            called = getattr(self._factory.handler, method)(*args)
+        except Exception as e:
+            return fail(StorageError("storage unavailable", f"Redis {method} failed: {e}"))
+        called.addTimeout(self._timeout, self._reactor)
+
+        def failed(failure):
+            if failure.check(txredisapi.ResponseError):
+                return failure
+            raise StorageError("storage unavailable", f"Redis {method} failed: {failure.getErrorMessage()}")
+
+        return called.addErrback(failed)
+
+    def stop(self) -> Deferred:
+        return maybeDeferred(self._factory.disconnect).addErrback(lambda _: None)
 
 
 @implementer(IMessageStore)

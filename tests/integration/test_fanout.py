@@ -152,3 +152,34 @@ def test_three_nodes_fanning_out_to_each_other_deliver_each_message_once(tmp_pat
         producer.collector.wait_for_receipt("r")
     for subscriber in subscribers:
         assert sorted(subscriber.collector.wait_for_bodies(3, quiet=1.0)) == ["from 0", "from 1", "from 2"]
+
+
+def test_a_fanout_finds_its_upstreams_through_redis_discovery(tmp_path, brokers, clients):
+    from tests.support.redis import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    try:
+        directory = f"redis://127.0.0.1:{redis.port}/0"
+        upstreams = []
+        for n in range(2):
+            port = free_port()
+            advertise = f'[discovery]\nadvertise = ["{directory}"]\nadvertise-uri = "tcp://127.0.0.1:{port}"\n'
+            upstreams.append(brokers(tmp_path / f"upstream{n}", advertise, port=port))
+        config = fanout_config([], prefixes='["/topic/"]').replace(
+            "fanout://(static:())?minAckCount=2", f"fanout://({directory})?minAckCount=2"
+        )
+        node = brokers(tmp_path / "fanout", config)
+        wait_for_log(node, "broadcast: connected to upstream", count=2)
+        subscribers = [clients(upstream.port) for upstream in upstreams]
+        for subscriber in subscribers:
+            subscribe_with_receipt(subscriber, "/topic/found", id="f")
+        producer = clients(node.port)
+        producer.send("/topic/found", "hello", headers={"receipt": "r"})
+        producer.collector.wait_for_receipt("r")
+        for subscriber in subscribers:
+            assert subscriber.collector.wait_for_bodies(1) == ["hello"]
+        # A node that stops withdraws its advertisement: the fanout lets it go.
+        upstreams[0].stop()
+        wait_for_log(node, "broadcast: upstream tcp://127.0.0.1:%d gone" % upstreams[0].port)
+    finally:
+        redis.stop()
