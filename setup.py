@@ -48,6 +48,7 @@ setup(
         "stompd.discovery": [
             "static = stompd.connectors.static:create_agent",
             "redis = stompd.connectors.redis_discovery:create_agent",
+            "multicast = stompd.connectors.multicast:create_agent",
         ],
     },
     classifiers=[

@@ -46,8 +46,22 @@ class BrokerProcess:
     clients and connectors expect it), else on a free one.
     """
 
-    def __init__(self, tmp_path: Path, config: str | None = "", args: tuple = (), port: int | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        config: str | None = "",
+        args: tuple = (),
+        port: int | None = None,
+        netns: str | None = None,
+        interface: str = "127.0.0.1",
+    ) -> None:
+        """
+        @param netns: run inside this network namespace (see
+            L{tests.support.netns}), listening on C{interface} there.
+        """
         tmp_path.mkdir(parents=True, exist_ok=True)
+        self.netns = netns
+        self.interface = interface
         config_args = []
         if config is not None:
             config_path = tmp_path / "stompd.toml"
@@ -68,16 +82,21 @@ class BrokerProcess:
                     raise
 
     def _start(self, config_args: list, args: tuple) -> None:
+        inside = ["ip", "netns", "exec", self.netns] if self.netns else []
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "stompd", *config_args,
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-             "--listen-ws", f"tcp:{self.ws_port}:interface=127.0.0.1", *args],
+            [*inside, TWISTD, "-n", "--pidfile=", "stompd", *config_args,
+             "--listen", f"tcp:{self.port}:interface={self.interface}",
+             "--listen-ws", f"tcp:{self.ws_port}:interface={self.interface}", *args],
             stdout=open(self.log_path, "w"),
             stderr=subprocess.STDOUT,
             cwd=self.directory,
         )
         self.process.stdout = open(self.log_path)
         try:
+            if self.netns:
+                # Not reachable from here: its log says when it listens.
+                self._wait_for_log(f"Site starting on {self.ws_port}")
+                return
             # The listeners open one after the other; the last one open
             # means the broker is ready.
             wait_for_port(self.port, self.process)
@@ -86,6 +105,15 @@ class BrokerProcess:
             if "Address already in use" in str(e):
                 raise PortTaken(str(e)) from e
             raise
+
+    def _wait_for_log(self, text: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.process.returncode}: {self.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"broker did not log {text!r}")
+            time.sleep(0.05)
 
     @property
     def log(self) -> str:

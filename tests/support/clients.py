@@ -64,14 +64,21 @@ class Collector(stomp.ConnectionListener):
 
 
 def stomp_client(
-    port: int, version: str = "1.2", heartbeats=(0, 0), login="guest", passcode="guest", connect_headers=None, **kwargs
+    port: int,
+    version: str = "1.2",
+    heartbeats=(0, 0),
+    login="guest",
+    passcode="guest",
+    connect_headers=None,
+    host: str = "127.0.0.1",
+    **kwargs,
 ):
     """
-    A stomp.py connection to 127.0.0.1:C{port}, connected (with
+    A stomp.py connection to C{host}:C{port}, connected (with
     C{connect_headers} on its CONNECT), with a L{Collector} as
     C{conn.collector}.
     """
-    hosts = [("127.0.0.1", port)]
+    hosts = [(host, port)]
     cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11, "1.2": stomp.Connection12}[version]
     if version == "1.0":
         conn = cls(hosts, **kwargs)

@@ -1,0 +1,69 @@
+"""
+Multicast discovery between real stompd processes in two network
+namespaces the test creates (a veth pair, multicast routed over it only):
+upstreams advertise, a fanout node finds them, fans out to them, and lets
+one go when it stops.
+"""
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+from tests.integration.test_fanout import fanout_config
+from tests.integration.test_relay import wait_for_log
+from tests.support.broker import BrokerProcess
+from tests.support.netns import veth_pair
+
+pytestmark = pytest.mark.integration
+
+GROUP = "multicast://239.255.2.3:6155?group=stompd-test"
+
+
+@pytest.fixture
+def network():
+    pair = veth_pair(str(os.getpid()))
+    yield pair
+    pair.remove()
+
+
+def test_a_fanout_finds_advertised_upstreams_in_another_namespace(network, tmp_path):
+    upstream_address, fanout_address = network.addresses
+    started = []
+    try:
+        for n, port in enumerate((61613, 61614)):
+            advertise = f'[discovery]\nadvertise = ["{GROUP}"]\nadvertise-uri = "tcp://{upstream_address}:{port}"\n'
+            started.append(
+                BrokerProcess(tmp_path / f"upstream{n}", advertise, port=port, netns=network.names[0], interface=upstream_address)
+            )
+        config = fanout_config([], prefixes='["/topic/"]').replace("fanout://(static:())", f"fanout://({GROUP})")
+        node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
+        started.append(node)
+        wait_for_log(node, "broadcast: connected to upstream", count=2)
+        # A client in the fanout's namespace: subscribed on an upstream,
+        # publishing through the fanout node.
+        script = textwrap.dedent(
+            f"""
+            import sys, time
+            sys.path.insert(0, {os.getcwd()!r})
+            from tests.support.clients import stomp_client, subscribe_with_receipt
+            upstream = stomp_client(61613, host={upstream_address!r})
+            subscribe_with_receipt(upstream, "/topic/found", id="f")
+            producer = stomp_client(61613, host={fanout_address!r})
+            producer.send("/topic/found", "over the veth", headers={{"receipt": "r"}})
+            producer.collector.wait_for_receipt("r")
+            print(upstream.collector.wait_for_bodies(1))
+            """
+        )
+        ran = network.run(1, sys.executable, "-c", script)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == "['over the veth']"
+        # A stopping upstream says it is dead; the fanout lets it go.
+        started[1].stop()
+        wait_for_log(node, f"broadcast: upstream tcp://{upstream_address}:61614 gone")
+    finally:
+        for broker in started:
+            broker.stop()
+    for broker in started:
+        assert "Traceback" not in broker.log, broker.log[-3000:]
