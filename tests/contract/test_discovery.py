@@ -37,3 +37,14 @@ def test_redis_discovery_uri_defaults_and_errors():
         redis_discovery.parse_config({"uri": "redis://h:1/0?group=x"})
     with pytest.raises(ConfigError, match="uri: expected redis://"):
         redis_discovery.parse_config({"uri": "redis://h:1/zero"})
+
+
+def test_every_built_in_agent_provides_the_interface():
+    from twisted.internet.task import Clock
+    from zope.interface.verify import verifyObject
+
+    from stompd.connectors import multicast, static
+    from stompd.interfaces import IDiscoveryAgent
+
+    verifyObject(IDiscoveryAgent, static.StaticDiscovery(static.parse_config({"uri": "static:(tcp://127.0.0.1:1)"})))
+    verifyObject(IDiscoveryAgent, multicast.MulticastDiscovery(multicast.parse_config({"uri": "multicast://default"}), Clock()))
