@@ -76,9 +76,8 @@ def test_client_acks_go_upstream(upstream, relay, clients, unique):
     assert again.collector.wait_for_bodies(1, quiet=1.0) == ["two"]
 
 
+@pytest.mark.parametrize("upstream", ["rabbitmq"], indirect=True)
 def test_rabbitmq_exchange_destinations_pass_through(upstream, relay, clients, unique):
-    if upstream.name != "rabbitmq":
-        pytest.skip("/exchange/ destinations are RabbitMQ's")
     destination = unique("/exchange/amq.topic/prices.")
     subscriber = clients(relay.port)
     subscribe_with_receipt(subscriber, destination, "p")
