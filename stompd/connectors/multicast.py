@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import maybeDeferred, succeed
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from stompd.connectors.timers import Repeating
 from stompd.errors import ConfigError
 from stompd.interfaces import IDiscoveryAgent
 
@@ -140,7 +140,7 @@ class MulticastDiscovery:
         self._heard: dict[str, float] = {}
         self._port = None
         self._protocol = None
-        self._loops: list[LoopingCall] = []
+        self._repeating = Repeating(reactor, self.log, "Multicast discovery")
 
     def watch(self, found, lost):
         self._found, self._lost = found, lost
@@ -154,16 +154,10 @@ class MulticastDiscovery:
         self._protocol = _Adverts(self)
         self._port = self._reactor.listenMulticast(self.settings.port, self._protocol, listenMultiple=True)
         if self._advert is not None:
-            self._every(ADVERT_INTERVAL, self._send_alive)
+            self._repeating.every(ADVERT_INTERVAL, self._send_alive)
         if self._found is not None:
-            self._every(ADVERT_INTERVAL, self._expire)
+            self._repeating.every(ADVERT_INTERVAL, self._expire)
         return succeed(None)
-
-    def _every(self, interval: float, call) -> None:
-        loop = LoopingCall(call)
-        loop.clock = self._reactor
-        loop.start(interval, now=True).addErrback(lambda f: self.log.failure("Multicast discovery", f))
-        self._loops.append(loop)
 
     def _send(self, alive: bool) -> None:
         uri, name = self._advert
@@ -201,9 +195,7 @@ class MulticastDiscovery:
                 self._lost(service)
 
     def stop(self):
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
+        self._repeating.stop()
         if self._port is None:
             return succeed(None)
         if self._advert is not None:

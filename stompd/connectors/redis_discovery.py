@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from stompd.connectors.timers import Repeating
 from stompd.errors import ConfigError, StompError
 from stompd.interfaces import IDiscoveryAgent
 from stompd.storage.redis import RedisClient
@@ -70,7 +70,7 @@ class RedisDiscovery:
         self._found = self._lost = None
         self._advert: tuple[str, str] | None = None
         self._known: set[str] = set()
-        self._loops: list[LoopingCall] = []
+        self._repeating = Repeating(reactor, self.log, "Redis discovery")
         self._warned = False
 
     def watch(self, found, lost):
@@ -82,16 +82,10 @@ class RedisDiscovery:
     def start(self):
         self._client.start()
         if self._advert is not None:
-            self._every(RENEW_INTERVAL, self._renew)
+            self._repeating.every(RENEW_INTERVAL, self._renew)
         if self._found is not None:
-            self._every(POLL_INTERVAL, self._poll)
+            self._repeating.every(POLL_INTERVAL, self._poll)
         return succeed(None)
-
-    def _every(self, interval: float, call) -> None:
-        loop = LoopingCall(call)
-        loop.clock = self._reactor
-        loop.start(interval, now=True).addErrback(lambda f: self.log.failure("Redis discovery", f))
-        self._loops.append(loop)
 
     def _key(self, uri: str) -> bytes:
         return (self.settings.prefix + uri).encode()
@@ -134,9 +128,7 @@ class RedisDiscovery:
         self._known = listed
 
     def stop(self):
-        for loop in self._loops:
-            if loop.running:
-                loop.stop()
+        self._repeating.stop()
         withdrawn = succeed(None)
         if self._advert is not None:
             withdrawn = self._client.call("delete", self._key(self._advert[0])).addErrback(lambda _: None)
