@@ -183,3 +183,49 @@ def test_a_fanout_finds_its_upstreams_through_redis_discovery(tmp_path, brokers,
         wait_for_log(node, "broadcast: upstream tcp://127.0.0.1:%d gone" % upstreams[0].port)
     finally:
         redis.stop()
+
+
+def test_an_upstream_killed_and_restarted_under_load_loses_no_receipted_message(tmp_path, brokers, clients):
+    from tests.support.redis import RedisServer
+
+    redis = RedisServer(tmp_path / "redis")
+    try:
+        ports = [free_port(), free_port()]
+
+        def upstream_config(n: int) -> str:
+            return f'[storage]\nbackend = "redis"\n[storage.redis]\nurl = "{redis.url}"\nkey-prefix = "u{n}:"\n'
+
+        upstreams = [brokers(tmp_path / f"upstream{n}", upstream_config(n), port=port) for n, port in enumerate(ports)]
+        node = brokers(tmp_path / "fanout", fanout_config(ports, "minAckCount=1&initialReconnectDelay=50"))
+        wait_for_log(node, "broadcast: connected to upstream", count=2)
+        receipted, attempts = set(), 0
+        producer = clients(node.port)
+        for n in range(400):
+            if n == 150:
+                upstreams[0].kill()
+            if n == 250:
+                upstreams[0] = brokers(tmp_path / "upstream0-again", upstream_config(0), port=ports[0])
+            while True:
+                attempts += 1
+                assert attempts < 1000, "too many resends"
+                producer.send("/queue/load", f"m{n}", headers={"receipt": f"r{n}"})
+                if producer.collector.wait_for(
+                    lambda: f"r{n}" in producer.collector.receipts or producer.collector.errors, timeout=10
+                ) and f"r{n}" in producer.collector.receipts:
+                    receipted.add(f"m{n}")
+                    break
+                # Refused (the upstream it went to died before confirming):
+                # a new connection, and the same message again.
+                producer = clients(node.port)
+        # The restarted upstream is connected to again.
+        wait_for_log(node, "broadcast: connected to upstream", count=3)
+        consumed = []
+        for upstream in upstreams:
+            consumer = clients(upstream.port)
+            subscribe_with_receipt(consumer, "/queue/load", id="c", ack="auto")
+            time.sleep(1.5)
+            consumed += consumer.collector.bodies()
+        assert len(receipted) == 400
+        assert receipted <= set(consumed)
+    finally:
+        redis.stop()

@@ -165,3 +165,41 @@ def test_overlapping_prefixes_stop_start_up_naming_the_connector(tmp_path):
     with pytest.raises(RuntimeError) as raised:
         BrokerProcess(tmp_path, config)
     assert "connectors.other.prefixes: '/queue/' overlaps '/queue/ext.' of connector 'up'" in str(raised.value)
+
+
+def test_tls_upstreams_are_verified(tmp_path, self_signed_certificate, free_port, clients):
+    key_path, cert_path = self_signed_certificate
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "upstream.pem").write_bytes(cert_path.read_bytes())
+    ssl_port = free_port()
+    listen = f"ssl:{ssl_port}:interface=127.0.0.1:privateKey={key_path}:certKey={cert_path}"
+    upstream = BrokerProcess(tmp_path / "upstream", args=("--listen", listen))
+    relays = []
+    try:
+        # Its certificate trusted, and its name checked: it connects.
+        good = relay_config(0).replace(
+            'uri = "tcp://127.0.0.1:0"', f'uri = "tls:host=localhost:port={ssl_port}:trustRoots={trusted}"'
+        )
+        relays.append(BrokerProcess(tmp_path / "trusting", good))
+        wait_for_log(relays[0], CONNECTED)
+        consumer = clients(upstream.port)
+        subscribe_with_receipt(consumer, "/queue/ext.tls", id="t")
+        producer = clients(relays[0].port)
+        producer.send("/queue/ext.tls", "sealed", headers={"receipt": "r"})
+        producer.collector.wait_for_receipt("r")
+        assert consumer.collector.wait_for_bodies(1) == ["sealed"]
+        # ssl:// checks against the system's roots: a self-signed upstream
+        # is refused, and SENDs get an ERROR.
+        strict = relay_config(0).replace('uri = "tcp://127.0.0.1:0"', f'uri = "ssl://localhost:{ssl_port}"')
+        relays.append(BrokerProcess(tmp_path / "strict", strict))
+        time.sleep(1.0)
+        assert CONNECTED not in relays[1].log
+        refused = clients(relays[1].port)
+        refused.send("/queue/ext.tls", "not sent", headers={"receipt": "n"})
+        assert refused.collector.wait_for(lambda: refused.collector.errors)
+        assert refused.collector.errors[0].headers["message"] == "connector up: upstream not connected"
+    finally:
+        for relay in relays:
+            relay.stop()
+        upstream.stop()
