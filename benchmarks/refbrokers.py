@@ -368,7 +368,7 @@ def wait_for_stomp(name, server, state, log_path, timeout, stop):
                 name, server.returncode, tail(log_path))
             stop()
             raise RefBrokerError(message)
-        if stomp_connect_ok("127.0.0.1", state["stomp_port"], "guest", "guest", "/"):
+        if stomp_connect_ok(state.get("address", "127.0.0.1"), state["stomp_port"], "guest", "guest", "/"):
             return
         if time.monotonic() > deadline:
             message = "%s STOMP did not answer within %ss; console log:\n%s" % (
@@ -513,7 +513,7 @@ ACTIVEMQ_XML = """\
     <!-- STOMP only, on loopback: no OpenWire (61616), and this package has
          no web console (8161) to start. -->
     <transportConnectors>
-      <transportConnector name="stomp" uri="stomp://127.0.0.1:%(stomp_port)d"/>
+      <transportConnector name="stomp" uri="stomp://%(address)s:%(stomp_port)d"%(discovery)s/>
     </transportConnectors>
   </broker>
 </beans>
@@ -574,8 +574,13 @@ def write_activemq_files(state):
     for sub in ("conf", "data", "tmp"):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     with open(os.path.join(base, "conf", "activemq.xml"), "w") as handle:
-        handle.write(ACTIVEMQ_XML % {"data": os.path.join(base, "data"),
-                                     "stomp_port": state["stomp_port"]})
+        discovery = state.get("discovery_uri")
+        handle.write(ACTIVEMQ_XML % {
+            "data": os.path.join(base, "data"),
+            "address": state.get("address", "127.0.0.1"),
+            "stomp_port": state["stomp_port"],
+            "discovery": ' discoveryUri="%s"' % discovery.replace("&", "&amp;") if discovery else "",
+        })
     with open(os.path.join(base, "conf", "log4j.properties"), "w") as handle:
         handle.write(ACTIVEMQ_LOG4J)
 
@@ -585,7 +590,7 @@ def activemq_command(state, java):
     base = state["dir"]
     conf = os.path.join(base, "conf")
     return [
-        java, "-Xms512M", "-Xmx512M",
+        java, "-Xms512M", "-Xmx512M", "-Djava.net.preferIPv4Stack=true",
         *ACTIVEMQ_JAVA_MODULE_ARGS,
         "-Djava.io.tmpdir=" + os.path.join(base, "tmp"),
         "-Djava.awt.headless=true",
@@ -608,14 +613,16 @@ def start_activemq(args):
             "a benchmark ActiveMQ is already running (pid %s, state in %s); "
             "stop it first" % (old.get("pid"), args.state_dir)
         )
-    if not port_is_free(args.stomp_port):
-        raise RefBrokerError("port 127.0.0.1:%d is already in use" % args.stomp_port)
+    if not port_is_free(args.stomp_port, args.address):
+        raise RefBrokerError("port %s:%d is already in use" % (args.address, args.stomp_port))
     ensure_activemq_installed()
     java = find_java()
     state = {
         "broker": "activemq",
         "dir": tempfile.mkdtemp(prefix="activemq-", dir=args.state_dir),
+        "address": args.address,
         "stomp_port": args.stomp_port,
+        "discovery_uri": args.discovery_uri,
         "java": java,
     }
     write_activemq_files(state)
@@ -628,8 +635,8 @@ def start_activemq(args):
     server = launch(activemq_command(state, java), env, state["dir"], log_path)
     state["pid"] = server.pid
     save_state(args.state_dir, "activemq", state)
-    log("started ActiveMQ (pid %d), waiting for STOMP on 127.0.0.1:%d"
-        % (server.pid, state["stomp_port"]))
+    log("started ActiveMQ (pid %d), waiting for STOMP on %s:%d"
+        % (server.pid, state["address"], state["stomp_port"]))
 
     wait_for_stomp("ActiveMQ", server, state, log_path, args.timeout,
                    lambda: stop_activemq_state(args.state_dir, state, keep_files=True))
@@ -671,6 +678,13 @@ def main(argv=None):
                              "activemq %(activemq)d)" % DEFAULT_STOMP_PORTS)
     parser.add_argument("--web-stomp-port", type=int, default=15684,
                         help="rabbitmq only: Web-STOMP port on 127.0.0.1 (default %(default)s)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="activemq only: the address its STOMP connector listens on; anything "
+                             "but loopback only inside a network namespace of one's own "
+                             "(default %(default)s)")
+    parser.add_argument("--discovery-uri", default=None,
+                        help="activemq only: advertise the STOMP connector through this "
+                             "discovery URI (e.g. multicast://default)")
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR,
                         help="where state and node directories live (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=120.0,

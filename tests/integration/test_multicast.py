@@ -67,3 +67,45 @@ def test_a_fanout_finds_advertised_upstreams_in_another_namespace(network, tmp_p
             broker.stop()
     for broker in started:
         assert "Traceback" not in broker.log, broker.log[-3000:]
+
+
+def test_a_fanout_finds_an_activemq_broker_by_its_adverts(network, tmp_path):
+    from tests.support.refbrokers import INSTALLED, REFBROKERS
+
+    if not os.path.exists(INSTALLED["activemq"]):
+        pytest.skip("ActiveMQ is not installed")
+    activemq_address, fanout_address = network.addresses
+    state = tmp_path / "activemq-state"
+    start = network.run(
+        0, sys.executable, str(REFBROKERS), "start", "activemq", "--stomp-port", "61613",
+        "--address", activemq_address, "--discovery-uri", GROUP, "--state-dir", str(state), timeout=240,
+    )
+    assert start.returncode == 0, start.stderr[-3000:]
+    node = None
+    try:
+        config = fanout_config([], "minAckCount=1", prefixes='["/topic/"]').replace(
+            "fanout://(static:())", f"fanout://({GROUP})"
+        )
+        node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
+        # ActiveMQ advertises its STOMP connector as stomp://HOST:PORT.
+        wait_for_log(node, f"broadcast: connected to upstream stomp://{activemq_address}:61613", timeout=30)
+        script = textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {os.getcwd()!r})
+            from tests.support.clients import stomp_client, subscribe_with_receipt
+            activemq = stomp_client(61613, host={activemq_address!r})
+            subscribe_with_receipt(activemq, "/topic/found", id="f")
+            producer = stomp_client(61613, host={fanout_address!r})
+            producer.send("/topic/found", "to activemq", headers={{"receipt": "r"}})
+            producer.collector.wait_for_receipt("r")
+            print(activemq.collector.wait_for_bodies(1))
+            """
+        )
+        ran = network.run(1, sys.executable, "-c", script)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == "['to activemq']"
+    finally:
+        if node is not None:
+            node.stop()
+        network.run(0, sys.executable, str(REFBROKERS), "stop", "activemq", "--state-dir", str(state), timeout=120)
