@@ -6,8 +6,10 @@ one go when it stops.
 """
 
 import os
+import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,30 @@ def test_a_fanout_finds_an_activemq_broker_by_its_adverts(network, tmp_path):
         if node is not None:
             node.stop()
         network.run(0, sys.executable, str(REFBROKERS), "stop", "activemq", "--state-dir", str(state), timeout=120)
+
+
+ACTIVEMQ_CLIENT_JARS = ":".join(
+    f"/usr/share/java/{jar}.jar" for jar in ("activemq-client", "slf4j-api", "geronimo-jms_1.1_spec", "hawtbuf")
+)
+FIND_BROKERS = Path(__file__).resolve().parents[1] / "support" / "java" / "FindBrokers.java"
+
+
+def test_activemqs_own_discovery_agent_finds_a_stompd_broker(network, tmp_path):
+    if not os.path.exists("/usr/share/java/activemq-client.jar") or shutil.which("javac") is None:
+        if os.environ.get("CI"):
+            pytest.fail("ActiveMQ's client jars and a JDK are needed; .ci/run installs them")
+        pytest.skip("ActiveMQ's client jars or a JDK are missing")
+    address = network.addresses[0]
+    advertise = f'[discovery]\nadvertise = ["{GROUP}"]\nadvertise-uri = "tcp://{address}:61613"\n'
+    node = BrokerProcess(tmp_path / "advertised", advertise, port=61613, netns=network.names[0], interface=address)
+    try:
+        found = network.run(
+            1, "java", "-Djava.net.preferIPv4Stack=true", "-cp", ACTIVEMQ_CLIENT_JARS, str(FIND_BROKERS),
+            "multicast://239.255.2.3:6155", "stompd-test", "20000",
+        )
+        assert found.returncode == 0, found.stderr[-2000:]
+        name, service = found.stdout.split()
+        assert service == f"tcp://{address}:61613"
+        assert name in node.log
+    finally:
+        node.stop()
