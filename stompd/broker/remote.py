@@ -98,10 +98,15 @@ class RemoteSource:
             # Unsubscribed; the upstream has not heard yet.
             return
         count = headers.get("delivery-count", "")
+        kept = {name: value for name, value in headers.items() if name not in _UPSTREAM_DELIVERY_HEADERS}
+        if count.isdigit():
+            # The delivery count makes the redelivered line, as for local
+            # queue messages; without one, the upstream's goes as it is.
+            kept.pop("redelivered", None)
         message = Message(
             headers.get("message-id") or str(upstream_id),
             headers.get("destination", self.destination),
-            {name: value for name, value in headers.items() if name not in _UPSTREAM_DELIVERY_HEADERS},
+            kept,
             body,
             delivery_count=int(count) if count.isdigit() else 0,
         )

@@ -130,6 +130,14 @@ def test_upstream_deliveries_reach_the_subscriber_and_acks_go_back():
     assert (first.command, first.body, first.headers["subscription"]) == ("MESSAGE", b"job 1", "7")
     assert first.headers["priority"] == "4"
     assert first.headers["message-id"] == "up-1"
+    # A redelivery, as a stompd upstream marks it: one redelivered line.
+    remote.deliver(
+        {"destination": "/queue/ext.jobs", "message-id": "up-3", "redelivered": "true", "delivery-count": "2"}, b"", "t3"
+    )
+    assert consumer.transport.value().count(b"redelivered:") == 1
+    (again,) = consumer.frames()
+    assert again.headers["redelivered"] == "true"
+    assert again.headers["delivery-count"] == "2"
     consumer.send("ACK", {"id": first.headers["ack"]})
     consumer.send("NACK", {"id": second.headers["ack"], "requeue": "false"})
     assert connector.calls[-2:] == [("settle", ["token-1"], "ack"), ("settle", ["token-2"], "reject")]
