@@ -36,6 +36,7 @@ setup(
         ],
     },
     entry_points={
+        "console_scripts": ["stompd-admin = stompd.admin:main"],
         "stompd.storage": [
             "memory = stompd.storage.memory:create_store",
             "redis = stompd.storage.redis:create_store",

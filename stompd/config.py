@@ -194,6 +194,63 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class AuthorizationRule:
+    """
+    One C{[[authorization.rules]]} table.
+
+    @ivar users: user names it is for; C{"*"} is every authenticated user.
+    @ivar groups: groups (from the users file) it is for.
+    @ivar vhost: the virtual host it is for; C{"*"} is every one.
+    @ivar destinations: destination patterns, in the broker's wildcard
+        syntax (C{/queue/orders.*}, C{/topic/prices.#}).
+    @ivar permissions: C{"read"} (SUBSCRIBE) and/or C{"write"} (SEND).
+    @ivar access: C{"allow"} or C{"deny"}.
+    """
+
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    vhost: str = "*"
+    destinations: tuple[str, ...] = ()
+    permissions: tuple[str, ...] = ()
+    access: str = "allow"
+
+    def __post_init__(self) -> None:
+        if not self.users and not self.groups:
+            raise ValueError("a rule names users or groups ('*' is every authenticated user)")
+        if not self.destinations:
+            raise ValueError("destinations: name at least one destination pattern")
+        for destination in self.destinations:
+            if not destination.startswith("/"):
+                raise ValueError(f"destinations: patterns are destinations like '/queue/orders.*', not {destination!r}")
+        if not self.permissions:
+            raise ValueError("permissions: name 'read', 'write' or both")
+        for permission in self.permissions:
+            if permission not in ("read", "write"):
+                raise ValueError(
+                    f"permissions: 'read' (SUBSCRIBE) or 'write' (SEND), not {permission!r}; "
+                    "creating a queue by first use needs no permission of its own"
+                )
+        if self.access not in ("allow", "deny"):
+            raise ValueError(f"access must be 'allow' or 'deny', not {self.access!r}")
+
+
+@dataclass(frozen=True)
+class AuthorizationConfig:
+    """
+    @ivar default: C{"allow"} or C{"deny"}: what happens to a frame no
+        rule matches.
+    @ivar rules: the rules, in order; the first matching a frame decides.
+    """
+
+    default: str = "allow"
+    rules: tuple[AuthorizationRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.default not in ("allow", "deny"):
+            raise ValueError(f"default must be 'allow' or 'deny', not {self.default!r}")
+
+
+@dataclass(frozen=True)
 class DiscoveryConfig:
     """
     @ivar advertise: discovery URIs (C{multicast://default},
@@ -260,6 +317,7 @@ class Config:
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
     connectors: tuple[ConnectorConfig, ...] = ()
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    authorization: AuthorizationConfig = field(default_factory=AuthorizationConfig)
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:

@@ -244,6 +244,13 @@ class IAuthenticator(Interface):
             whose message says why.
         """
 
+    def groups(user):
+        """
+        The groups of an authenticated C{user}, which authorization rules
+        name; a frozenset of strings, empty for none. Never fails, never
+        blocks.
+        """
+
 
 class ISessionTransport(Interface):
     """

@@ -110,6 +110,11 @@ class RemoteSource:
             body,
             delivery_count=int(count) if count.isdigit() else 0,
         )
+        if subscription.read_check is not None and not subscription.read_check(message.destination):
+            # Matched by the subscriber's wildcard, but not readable by it.
+            if subscription.acks and upstream_id is not None:
+                self.connector.settle(self, [upstream_id], "ack")
+            return
         if subscription.acks:
             subscription.unacked[subscription.ack_id(message)] = upstream_id
         subscription.target.deliver(subscription, message)

@@ -9,6 +9,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
+from stompd.broker.authorization import Authorization
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
 from stompd.broker.remote import BrokerFacade, ConnectorRoutes
@@ -29,6 +30,7 @@ class BrokerService(Service):
     @ivar sessions: the sessions connected now.
     @ivar connectors: the L{ConnectorRoutes} of the configured
         L{stompd.interfaces.IConnector}s.
+    @ivar authorization: the L{Authorization} of every session's frames.
     @ivar dispatch_gate: held by a session while it handles what one read
         brought, so that queues dispatch once per burst of frames.
     """
@@ -44,6 +46,7 @@ class BrokerService(Service):
         self.node_id = config.node_id or os.urandom(4).hex()
         self.message_ids = MessageIds(self.node_id)
         self.dispatch_gate = DispatchGate()
+        self.authorization = Authorization(config.authorization)
         self.sessions: set = set()
         self._closed: dict = {}
         self.connectors = ConnectorRoutes(connectors)
@@ -136,6 +139,12 @@ class BrokerService(Service):
             L{stompd.errors.AuthenticationError}.
         """
         return maybeDeferred(self.authenticator.authenticate, login, passcode, vhost)
+
+    def groups(self, user: str) -> frozenset:
+        """
+        An authenticated user's groups, for authorization.
+        """
+        return frozenset(self.authenticator.groups(user))
 
     def attach(self, session) -> None:
         """

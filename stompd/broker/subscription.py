@@ -57,6 +57,8 @@ class Subscription:
     @ivar source: the queue or topic exchange feeding it, set by the broker.
     @ivar durable: for a durable topic subscription, the route of the queue
         that holds its messages while it is away; else C{None}.
+    @ivar read_check: C{None}, or a callable saying whether the subscriber
+        may read a message's destination (see L{stompd.broker.authorization}).
     """
 
     __slots__ = (
@@ -74,6 +76,7 @@ class Subscription:
         "source",
         "frame_prefix",
         "durable",
+        "read_check",
     )
 
     def __init__(
@@ -102,6 +105,9 @@ class Subscription:
         # Set by the session: the encoded start of its MESSAGE frames.
         self.frame_prefix = b""
         self.durable = None
+        # For a wildcard topic subscription the user may read only part of:
+        # whether a message's destination is readable.
+        self.read_check = None
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id!r} to {self.destination!r} ack={self.ack_mode}>"

@@ -93,6 +93,8 @@ class TopicExchange:
         # A copy: a delivery may close a slow subscriber, which unsubscribes.
         subscribers = self._subscriptions.matching(name)
         for subscription in subscribers:
+            if subscription.read_check is not None and not subscription.read_check(message.destination):
+                continue
             if subscription.acks:
                 unacked = subscription.unacked
                 unacked[message.id] = message

@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from stompd import __version__
-from stompd.broker.destination import QUEUE, TEMP_QUEUE_PREFIX, TOPIC, reply_destination
+from stompd.broker.authorization import READ, WRITE, ReadCheck
+from stompd.broker.destination import QUEUE, REMOTE, TEMP_QUEUE_PREFIX, TOPIC, is_pattern, reply_destination
 from stompd.broker.headers import number_header
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.broker.queue import ACK, REJECT, RELEASE
@@ -151,6 +152,10 @@ class StompSession:
         self.session_id = broker.new_session_id()
         self.version: str | None = None
         self.user: str | None = None
+        # The user's groups, for authorization.
+        self.groups: frozenset = frozenset()
+        # Whom authorization rules see: None for an anonymous client.
+        self._principal: str | None = None
         self.vhost = None
         self.client_id = None
         self.writable = True
@@ -517,18 +522,32 @@ class StompSession:
         # ActiveMQ's name for the client across connections, which its
         # durable topic subscriptions are named by.
         self.client_id = headers.get("client-id") or None
-        authenticating = self.broker.authenticate(headers.get("login"), headers.get("passcode"), self.vhost.name)
-        return authenticating.addCallback(self._connected, version, beats)
+        login = headers.get("login")
+        authenticating = self.broker.authenticate(login, headers.get("passcode"), self.vhost.name)
+        authenticating.addErrback(self._login_refused, login)
+        return authenticating.addCallback(self._connected, version, beats, login is not None)
 
     on_STOMP = on_CONNECT
 
-    def _connected(self, user: str, version: str, beats) -> None:
+    def _login_refused(self, failure, login: str | None):
+        self.log.info(
+            "Refused login {login!r} from {peer}: {reason}",
+            login=login,
+            peer=self.transport.getPeer(),
+            reason=failure.getErrorMessage(),
+        )
+        return failure
+
+    def _connected(self, user: str, version: str, beats, authenticated: bool) -> None:
         if self._closing:
             return
         if self._connect_timer is not None and self._connect_timer.active():
             self._connect_timer.cancel()
         self._connect_timer = None
         self.user = user
+        if authenticated:
+            self._principal = user
+            self.groups = self.broker.groups(user)
         self.version = version
         self._parser.version = version
         send_every, expect_every = beats
@@ -558,8 +577,26 @@ class StompSession:
             return
         self._fail(StompError("heart-beat timeout", "Nothing was received from the client within its heart-beat interval."))
 
+    def _refuse_unless(self, allowed: bool, permission: str, destination: str) -> None:
+        if not allowed:
+            self.log.info(
+                "Refused {permission} of {destination} to {user} from {peer}",
+                permission=permission,
+                destination=destination,
+                user=self.user,
+                peer=self.transport.getPeer(),
+            )
+            raise DestinationError(
+                f"{permission} access to {destination} refused",
+                f"User {self.user!r} may not {permission} {destination!r}.",
+            )
+
+    def _may(self, destination: str, permission: str) -> bool:
+        return self.broker.authorization.allows(self._principal, self.groups, self.vhost.name, destination, permission)
+
     def on_SEND(self, frame: Frame):
-        _required(frame, "destination")
+        destination = _required(frame, "destination")
+        self._refuse_unless(self._may(destination, WRITE), WRITE, destination)
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
@@ -603,6 +640,28 @@ class StompSession:
         prefetch = _prefetch(headers, ack_mode, self.config.queues.default_prefetch)
         return self._subscribe(subscription_id, destination, ack_mode, prefetch, headers)
 
+    def _read_check(self, route, destination: str, durable: bool):
+        """
+        Refuse a SUBSCRIBE the user may not make; for a wildcard
+        subscription that may cover destinations the user may not read,
+        the check its messages pass (else C{None}).
+        """
+        authorization = self.broker.authorization
+        if authorization.open:
+            return None
+        wildcard = route.kind in (TOPIC, REMOTE) and is_pattern(destination)
+        if not wildcard:
+            self._refuse_unless(self._may(destination, READ), READ, destination)
+            return None
+        vhost = self.vhost.name
+        if durable:
+            # Its queue keeps what the pattern matches: all of it readable.
+            allowed = authorization.may_read_all(self._principal, self.groups, vhost, destination)
+            self._refuse_unless(allowed, READ, destination)
+            return None
+        self._refuse_unless(authorization.may_read_some(self._principal, self.groups, vhost, destination), READ, destination)
+        return ReadCheck(authorization, self._principal, self.groups, vhost)
+
     def _durable_name(self, headers: dict, subscription_id: str) -> str | None:
         """
         The name of the durable topic subscription a SUBSCRIBE asks for, or
@@ -643,12 +702,14 @@ class StompSession:
             name = self._durable_name(headers, subscription_id)
             if name is not None:
                 durable = self.vhost.durable_route(route, name)
+        read_check = self._read_check(route, destination, durable is not None)
         queue_route = durable or route
         policy = self.vhost.delivery_policy(queue_route, headers or {}) if queue_route.kind == QUEUE else DEFAULT_POLICY
         subscription = Subscription(
             self, subscription_id, destination, route, ack_mode, prefetch, self.version == "1.2", policy
         )
         subscription.durable = durable
+        subscription.read_check = read_check
         subscription.frame_prefix = (
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
         )

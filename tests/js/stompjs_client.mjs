@@ -227,6 +227,23 @@ const scenarios = {
 
   // Publish one message with HEADERS (JSON) and a text BODY, or bytes
   // given as base64 with BINARY=binary; waits for the receipt.
+  // As LOGIN, one frame (SEND or SUBSCRIBE) with a receipt: the ERROR
+  // the broker answers with, if any.
+  async refused(login, passcode, command, destination) {
+    const { client } = await connect({ connectHeaders: { login, passcode } });
+    const error = new Promise((resolve) => {
+      client.onStompError = (frame) => resolve({ headers: frame.headers, body: frame.body });
+    });
+    if (command === "SEND") {
+      client.publish({ destination, body: "x", headers: { receipt: "r" } });
+    } else {
+      client.subscribe(destination, () => {}, { receipt: "r" });
+    }
+    const answer = await Promise.race([error, receiptFor(client, "r").then(() => ({ receipt: true }))]);
+    client.forceDisconnect();
+    return answer;
+  },
+
   async publish(destination, headersJson, body, binary) {
     const { client } = await connect();
     const done = receiptFor(client, "published");

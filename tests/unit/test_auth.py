@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from zope.interface.verify import verifyObject
 
-from stompd.auth import UsersAuthenticator, check_password, hash_password, parse_users
+from stompd.auth import UserEntry, UsersAuthenticator, check_password, hash_password, hash_token, parse_users
 from stompd.errors import AuthenticationError, ConfigError
 from stompd.interfaces import IAuthenticator
 
@@ -51,7 +51,7 @@ def test_users_file_errors_name_line():
 
 
 def test_users_authenticator():
-    users = {"alice": hash_password("wonder", iterations=1000)}
+    users = {"alice": UserEntry(passwords=[hash_password("wonder", iterations=1000)])}
     authenticator = UsersAuthenticator(InlineReactor(), users)
     assert verifyObject(IAuthenticator, authenticator)
     assert authenticate(authenticator, "alice", "wonder") == "alice"
@@ -68,3 +68,18 @@ def test_guest_off_and_anonymous_on():
     authenticator = UsersAuthenticator(InlineReactor(), {}, guest=False, anonymous=True)
     assert authenticate(authenticator, "guest", "guest").check(AuthenticationError)
     assert authenticate(authenticator, None, None) == "anonymous"
+
+
+def test_users_file_lines_carry_groups_and_tokens():
+    password = hash_password("wonder", iterations=1000)
+    token = hash_token("t0ken")
+    users = parse_users(f"alice:{password}:ops,monitor\nalice:{token}\nbob:{token}\n", "users")
+    assert users["alice"].groups == {"ops", "monitor"}
+    assert (len(users["alice"].passwords), len(users["alice"].tokens)) == (1, 1)
+    authenticator = UsersAuthenticator(InlineReactor(), users)
+    assert authenticator.groups("alice") == {"ops", "monitor"}
+    assert authenticator.groups("nobody") == frozenset()
+    # A token is a passcode; bob has only one.
+    assert authenticate(authenticator, "alice", "t0ken") == "alice"
+    assert authenticate(authenticator, "bob", "t0ken") == "bob"
+    assert authenticate(authenticator, "bob", "wonder").check(AuthenticationError)
