@@ -46,6 +46,8 @@ class AuthConfig:
     @ivar guest: accept the built-in user guest/guest.
     @ivar anonymous: accept a CONNECT without C{login}.
     @ivar users_file: a file of C{name:hash} lines (see L{stompd.auth}).
+    @ivar guest_loopback_only: the user C{guest} may log in only from a
+        loopback address (or a UNIX socket), as in RabbitMQ.
     @ivar settings: the plugins' own tables (C{[auth.NAME]}), each parsed
         by its plugin.
     """
@@ -54,6 +56,7 @@ class AuthConfig:
     guest: bool = True
     anonymous: bool = False
     users_file: str = ""
+    guest_loopback_only: bool = True
     settings: dict = field(default_factory=dict)
 
 

@@ -12,6 +12,7 @@ order once stored, and any later frame of another kind with a receipt
 waits for them.
 """
 
+import ipaddress
 from collections import deque
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -27,7 +28,7 @@ from stompd.broker.policy import DEFAULT_POLICY
 from stompd.broker.queue import ACK, REJECT, RELEASE
 from stompd.broker.subscription import ACK_MODES, AUTO, CLIENT_INDIVIDUAL, Subscription
 from stompd.codec import SUPPORTED_VERSIONS, Frame, FrameParser, encode_frame, escape_header
-from stompd.errors import DestinationError, FrameError, ProtocolError, StompError
+from stompd.errors import AuthenticationError, DestinationError, FrameError, ProtocolError, StompError
 from stompd.interfaces import IDeliveryTarget
 from stompd.session.heartbeat import HeartBeats, negotiate
 
@@ -87,6 +88,23 @@ def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | Non
     if not raw.isdigit():
         raise ProtocolError("invalid prefetch", f"The prefetch must be a whole number, not {raw!r}.")
     return int(raw) or None
+
+
+# RabbitMQ's default user, and ours: for this host only, unless configured.
+GUEST = "guest"
+
+
+def _is_local(peer) -> bool:
+    """
+    Is C{peer} this host: a loopback address, or a UNIX socket?
+    """
+    host = getattr(peer, "host", None)
+    if host is None:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _deadline_lines(message) -> bytes:
@@ -523,6 +541,12 @@ class StompSession:
         # durable topic subscriptions are named by.
         self.client_id = headers.get("client-id") or None
         login = headers.get("login")
+        if login == GUEST and self.config.auth.guest_loopback_only and not _is_local(self.transport.getPeer()):
+            self.log.info("Refused login 'guest' from {peer}: guest is for loopback only", peer=self.transport.getPeer())
+            raise AuthenticationError(
+                "bad credentials",
+                "The user guest may connect only from this host ([auth] guest-loopback-only).",
+            )
         authenticating = self.broker.authenticate(login, headers.get("passcode"), self.vhost.name)
         authenticating.addErrback(self._login_refused, login)
         return authenticating.addCallback(self._connected, version, beats, login is not None)

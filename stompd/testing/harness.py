@@ -4,6 +4,7 @@ write to Twisted's C{StringTransport}. Fast, deterministic, no sockets.
 """
 
 from twisted.internet.task import Clock
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from stompd.auth import UsersAuthenticator
@@ -12,6 +13,11 @@ from stompd.codec import Frame, FrameParser, encode_frame
 from stompd.config import Config
 from stompd.session import StompSession
 from stompd.storage.memory import MemoryStore
+
+
+# Where fake clients connect from: this host, since guest may log in only
+# from loopback by default.
+LOCAL_PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 
 
 def make_broker(config: Config | None = None, store=None, clock: Clock | None = None, connectors=()) -> BrokerService:
@@ -42,7 +48,7 @@ class FakeClient:
         """
         self.broker = broker
         self.version = version
-        self.transport = transport or StringTransport()
+        self.transport = transport or StringTransport(peerAddress=LOCAL_PEER)
         self.session = StompSession(broker, self.transport, **session_options)
         self._parser = FrameParser(broker.config.limits)
         self._parser.version = version

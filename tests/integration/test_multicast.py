@@ -35,11 +35,17 @@ def test_a_fanout_finds_advertised_upstreams_in_another_namespace(network, tmp_p
     started = []
     try:
         for n, port in enumerate((61613, 61614)):
-            advertise = f'[discovery]\nadvertise = ["{GROUP}"]\nadvertise-uri = "tcp://{upstream_address}:{port}"\n'
+            advertise = (
+                f'[discovery]\nadvertise = ["{GROUP}"]\nadvertise-uri = "tcp://{upstream_address}:{port}"\n'
+                # The fanout and the client log in as guest from the other namespace.
+                "[auth]\nguest-loopback-only = false\n"
+            )
             started.append(
                 BrokerProcess(tmp_path / f"upstream{n}", advertise, port=port, netns=network.names[0], interface=upstream_address)
             )
         config = fanout_config([], prefixes='["/topic/"]').replace("fanout://(static:())", f"fanout://({GROUP})")
+        # Its client logs in as guest from its namespace's address.
+        config += "[auth]\nguest-loopback-only = false\n"
         node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
         started.append(node)
         wait_for_log(node, "broadcast: connected to upstream", count=2)
@@ -88,6 +94,7 @@ def test_a_fanout_finds_an_activemq_broker_by_its_adverts(network, tmp_path):
         config = fanout_config([], "minAckCount=1", prefixes='["/topic/"]').replace(
             "fanout://(static:())", f"fanout://({GROUP})"
         )
+        config += "[auth]\nguest-loopback-only = false\n"
         node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
         # ActiveMQ advertises its STOMP connector as stomp://HOST:PORT.
         wait_for_log(node, f"broadcast: connected to upstream stomp://{activemq_address}:61613", timeout=30)

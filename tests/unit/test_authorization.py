@@ -194,3 +194,22 @@ def test_without_rules_everything_is_allowed():
     producer = client(broker)
     producer.send("SEND", {"destination": "/queue/anything", "receipt": "r"}, b"")
     assert [f.command for f in producer.frames()] == ["RECEIPT"]
+
+
+def test_guest_logs_in_only_from_loopback_unless_configured():
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    def connect_from(broker, host):
+        made = FakeClient(broker, transport=StringTransport(peerAddress=IPv4Address("TCP", host, 5000)))
+        made.send("CONNECT", {"accept-version": "1.2", "login": "guest", "passcode": "guest"})
+        return made.frames()[0]
+
+    broker = make_broker()
+    refused = connect_from(broker, "10.1.2.3")
+    assert (refused.command, refused.headers["message"]) == ("ERROR", "bad credentials")
+    assert "guest-loopback-only" in refused.body.decode()
+    assert connect_from(broker, "127.0.0.1").command == "CONNECTED"
+    assert connect_from(broker, "::1").command == "CONNECTED"
+    opened = make_broker(parse_config("[auth]\nguest-loopback-only = false\n"))
+    assert connect_from(opened, "10.1.2.3").command == "CONNECTED"

@@ -11,7 +11,7 @@ import pytest
 from twisted.internet.testing import StringTransport
 
 from stompd.config import Config, QueueConfig
-from stompd.testing.harness import FakeClient, make_broker
+from stompd.testing.harness import FakeClient, make_broker, LOCAL_PEER
 
 QUEUE = "/queue/jobs"
 
@@ -181,7 +181,7 @@ class PausingTransport(StringTransport):
     """
 
     def __init__(self, room):
-        super().__init__()
+        super().__init__(peerAddress=LOCAL_PEER)
         self.room = room
 
     def write(self, data):
