@@ -7,12 +7,52 @@ file, the key and the problem. C{etc/stompd.toml} documents every key.
 """
 
 import dataclasses
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
 
 from stompd.codec import Limits
 from stompd.errors import ConfigError
+
+
+_FRAME_LIMITS = {f.name: f.default for f in dataclasses.fields(Limits)}
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """
+    The C{[limits]} section: the codec's frame limits (see
+    L{stompd.codec.Limits}), and how many connections the broker takes.
+
+    @ivar max_connections: connections at once, all listeners together; 0
+        for no limit.
+    @ivar max_connections_per_address: connections at once from one peer
+        address; 0 for no limit.
+    @ivar connection_rate: new connections per second one address may
+        open, averaged over a second; 0 for no limit.
+    """
+
+    max_frame_size: int = _FRAME_LIMITS["max_frame_size"]
+    max_body_size: int = _FRAME_LIMITS["max_body_size"]
+    max_headers: int = _FRAME_LIMITS["max_headers"]
+    max_header_line: int = _FRAME_LIMITS["max_header_line"]
+    max_buffered: int = _FRAME_LIMITS["max_buffered"]
+    max_connections: int = 0
+    max_connections_per_address: int = 0
+    connection_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.frames  # checks the frame limits
+        if self.max_connections < 0 or self.max_connections_per_address < 0 or self.connection_rate < 0:
+            raise ValueError("max-connections, max-connections-per-address and connection-rate must not be negative")
+
+    @functools.cached_property
+    def frames(self) -> Limits:
+        """
+        The frame limits, for parsers.
+        """
+        return Limits(**{name: getattr(self, name) for name in _FRAME_LIMITS})
 
 
 @dataclass(frozen=True)
@@ -312,7 +352,7 @@ class Config:
     close_timeout: float = 5.0
     max_subscriptions: int = 1000
     max_transactions: int = 100
-    limits: Limits = field(default_factory=Limits)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     heart_beat: HeartBeatConfig = field(default_factory=HeartBeatConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     queues: QueueConfig = field(default_factory=QueueConfig)

@@ -9,6 +9,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.logger import Logger
 
+from stompd.broker.admission import Admission
 from stompd.broker.authorization import Authorization
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
@@ -47,6 +48,9 @@ class BrokerService(Service):
         self.message_ids = MessageIds(self.node_id)
         self.dispatch_gate = DispatchGate()
         self.authorization = Authorization(config.authorization)
+        self.admission = Admission(config.limits, clock)
+        # Sessions counted in by admission, with their peers.
+        self._admitted: dict = {}
         self.sessions: set = set()
         self._closed: dict = {}
         self.connectors = ConnectorRoutes(connectors)
@@ -146,17 +150,28 @@ class BrokerService(Service):
         """
         return frozenset(self.authenticator.groups(user))
 
-    def attach(self, session) -> None:
+    def attach(self, session):
         """
         A session has connected.
+
+        @return: C{None}, or the L{stompd.errors.StompError} it is refused
+            with by C{[limits]}: the session sends it and closes.
         """
         self.sessions.add(session)
+        peer = session.transport.getPeer()
+        refusal = self.admission.admit(peer)
+        if refusal is None:
+            self._admitted[session] = peer
+        return refusal
 
     def detach(self, session) -> None:
         """
         A session's connection is gone.
         """
         self.sessions.discard(session)
+        peer = self._admitted.pop(session, None)
+        if peer is not None:
+            self.admission.release(peer)
         waiter = self._closed.pop(session, None)
         if waiter is not None:
             waiter.callback(None)

@@ -180,7 +180,7 @@ class StompSession:
         self.subscriptions: dict[str, Subscription] = {}
         self._transactions: dict[str, list[Frame]] = {}
         self._transaction_bytes = 0
-        self._parser = FrameParser(self.config.limits)
+        self._parser = FrameParser(self.config.limits.frames)
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
@@ -197,7 +197,10 @@ class StompSession:
         self._abort_timer = None
         transport.registerProducer(self, True)
         self._registered = True
-        broker.attach(self)
+        refusal = broker.attach(self)
+        if refusal is not None:
+            # Over a connection limit: told before its CONNECT is read.
+            self._fail(refusal)
 
     def __repr__(self) -> str:
         return f"<StompSession {self.session_id} user={self.user!r}>"

@@ -50,7 +50,7 @@ class FakeClient:
         self.version = version
         self.transport = transport or StringTransport(peerAddress=LOCAL_PEER)
         self.session = StompSession(broker, self.transport, **session_options)
-        self._parser = FrameParser(broker.config.limits)
+        self._parser = FrameParser(broker.config.limits.frames)
         self._parser.version = version
 
     def send_bytes(self, data: bytes) -> None:
