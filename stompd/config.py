@@ -128,6 +128,13 @@ class QueueConfig:
     @ivar channel_queues: patterns of queue destinations (C{*} is any part
         of a segment) for which C{/queue/NAME/CHANNEL} means channel
         C{CHANNEL} of C{/queue/NAME}.
+    @ivar max_depth: messages a queue may hold waiting (not counting those
+        delivered and unacknowledged); 0 for no limit.
+    @ivar overflow: what a SEND to a queue at C{max_depth} does:
+        C{"reject"} (an ERROR to the producer; nothing is stored),
+        C{"drop-oldest"} (the oldest waiting message is dropped) or
+        C{"dead-letter"} (it goes to the queue's dead-letter queue with
+        C{dead-letter-reason:max-depth}).
     """
 
     default_prefetch: int = 100
@@ -140,8 +147,14 @@ class QueueConfig:
     default_ttl: float = 0.0
     expired: str = "dead-letter"
     channel_queues: tuple[str, ...] = ()
+    max_depth: int = 0
+    overflow: str = "reject"
 
     def __post_init__(self) -> None:
+        if self.max_depth < 0:
+            raise ValueError("max-depth must not be negative")
+        if self.overflow not in ("reject", "drop-oldest", "dead-letter"):
+            raise ValueError(f"overflow must be 'reject', 'drop-oldest' or 'dead-letter', not {self.overflow!r}")
         if self.visibility_timeout < 0 or self.default_ttl < 0 or self.max_deliveries < 0:
             raise ValueError("visibility-timeout, default-ttl and max-deliveries must not be negative")
         if self.expired not in ("dead-letter", "drop"):

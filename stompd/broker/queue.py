@@ -8,7 +8,7 @@ from twisted.logger import Logger
 
 from stompd.broker.policy import REJECTED
 from stompd.broker.subscription import Delivery
-from stompd.errors import StorageError
+from stompd.errors import StompError, StorageError
 
 # The most messages taken from the store for one consumer in one round, so
 # that a single fast consumer does not starve the others of a fair turn.
@@ -17,6 +17,29 @@ _ROUND_SIZE = 64
 # Seconds between looks at the depth of a queue whose publishers wait for
 # room: consumers on other nodes sharing the store drain it unseen.
 ROOM_CHECK_INTERVAL = 0.5
+
+# What a SEND to a full queue does ([queues] overflow), and the reason a
+# message dead-lettered for it carries.
+REJECT_OVERFLOW = "reject"
+DROP_OLDEST = "drop-oldest"
+MAX_DEPTH = "max-depth"
+
+
+class Overflow:
+    """
+    A queue's depth limit: C{max_depth}, the C{action} at it, the
+    L{DeliveryPolicy} its oldest messages are taken off with (naming the
+    dead-letter queue for C{dead-letter}), and the log of its hits.
+    """
+
+    __slots__ = ("max_depth", "action", "policy", "log")
+
+    def __init__(self, max_depth: int, action: str, policy, log) -> None:
+        self.max_depth = max_depth
+        self.action = action
+        self.policy = policy
+        self.log = log
+
 
 # What an ACK or NACK does with the deliveries it settles.
 ACK = "ack"
@@ -35,8 +58,13 @@ class Queue:
 
     log = Logger()
 
-    def __init__(self, key: str, store, clock, high_water: int, gate, auto_delete: bool = False) -> None:
+    def __init__(
+        self, key: str, store, clock, high_water: int, gate, auto_delete: bool = False, overflow: "Overflow | None" = None
+    ) -> None:
         self.key = key
+        self._overflow = overflow
+        # Messages waiting, as the store last said.
+        self._depth = 0
         self.auto_delete = auto_delete
         self.consumers: list = []
         self._store = store
@@ -113,10 +141,29 @@ class Queue:
             bound. C{on_full} is called with the Deferred it waits for, for
             a publisher that reads on while messages are stored.
         """
+        overflow = self._overflow
+        if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth >= overflow.max_depth:
+            # Full when last seen: ask again, since consumers drain it unseen.
+            return self._store.depth(self.key).addCallback(self._put_if_room, message, on_full)
         # Callbacks rather than a coroutine: this is every SEND's path.
         return self._store.enqueue(self.key, message).addCallback(self._stored, message, on_full)
 
+    def _put_if_room(self, depth: int, message, on_full) -> Deferred:
+        self._depth = depth
+        overflow = self._overflow
+        if depth >= overflow.max_depth:
+            overflow.log.hit("max-depth", f"{self.key} holds {depth} messages; a SEND was refused")
+            raise StompError(
+                "queue full",
+                f"{message.destination} holds {overflow.max_depth} messages ([queues] max-depth); try again later.",
+            )
+        return self._store.enqueue(self.key, message).addCallback(self._stored, message, on_full)
+
     def _stored(self, depth: int, message, on_full) -> Deferred | None:
+        self._depth = depth
+        overflow = self._overflow
+        if overflow is not None and depth > overflow.max_depth and overflow.action != REJECT_OVERFLOW:
+            self._trim(depth - overflow.max_depth)
         waiter = None
         if depth >= self._high_water:
             # Registered before dispatching, which lets it go once the
@@ -132,6 +179,29 @@ class Queue:
         self.wake()
         # Returned, the put's Deferred waits for it.
         return waiter
+
+    def _trim(self, excess: int) -> None:
+        """
+        Take the oldest C{excess} waiting messages off the queue: dropped,
+        or dead-lettered with reason C{max-depth}.
+        """
+        overflow = self._overflow
+        overflow.log.hit("max-depth", f"{self.key} went over {overflow.max_depth} messages; {overflow.action}")
+        Deferred.fromCoroutine(self._take_oldest(excess)).addErrback(
+            lambda failure: self.log.failure("Trimming {queue} to max-depth", failure, queue=self.key)
+        )
+
+    async def _take_oldest(self, excess: int) -> None:
+        overflow = self._overflow
+        oldest = await self._store.reserve(self.key, excess, self._clock.seconds(), overflow.policy)
+        tokens = [(message.id, message.delivery_count) for message in oldest]
+        if not tokens:
+            return
+        if overflow.action == DROP_OLDEST:
+            await self._store.ack(self.key, tokens)
+        else:
+            await self._store.dead_letter(self.key, tokens, MAX_DEPTH)
+        self._depth -= len(tokens)
 
     def wake(self) -> None:
         """

@@ -56,7 +56,14 @@ class BrokerService(Service):
         self.connectors = ConnectorRoutes(connectors)
         self.vhosts = {
             name: VirtualHost(
-                name, store, clock, self.message_ids, config.queues, self.dispatch_gate, self.connectors
+                name,
+                store,
+                clock,
+                self.message_ids,
+                config.queues,
+                self.dispatch_gate,
+                self.connectors,
+                self.admission.log,
             )
             for name in config.virtual_hosts
         }

@@ -10,8 +10,9 @@ from twisted.logger import Logger
 from stompd.broker.destination import QUEUE, REMOTE, TOPIC, Route, channel_queue_matcher, route
 from stompd.broker.headers import number_header
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
+from stompd.broker.admission import LimitLog
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
-from stompd.broker.queue import Queue
+from stompd.broker.queue import Overflow, Queue
 from stompd.broker.remote import ConnectorRoutes, RemoteSource
 from stompd.broker.topic import TopicExchange, TopicIndex
 from stompd.errors import ProtocolError
@@ -35,8 +36,21 @@ class VirtualHost:
     log = Logger()
 
     def __init__(
-        self, name: str, store, clock, message_ids, queue_config, gate, connectors: ConnectorRoutes | None = None
+        self,
+        name: str,
+        store,
+        clock,
+        message_ids,
+        queue_config,
+        gate,
+        connectors: ConnectorRoutes | None = None,
+        limit_log=None,
     ) -> None:
+        """
+        @param limit_log: where hits of C{[queues] max-depth} are logged
+            and counted (a L{stompd.broker.admission.LimitLog}).
+        """
+        self._limit_log = limit_log or LimitLog(clock)
         self._channel_queue = channel_queue_matcher(queue_config.channel_queues) if queue_config.channel_queues else None
         self.name = name
         self.topics = TopicExchange()
@@ -97,8 +111,23 @@ class VirtualHost:
                 self._queue_config.high_water_mark,
                 self._gate,
                 auto_delete=auto_delete,
+                overflow=self._overflow(found),
             )
         return queue
+
+    def _overflow(self, found: Route) -> Overflow | None:
+        """
+        The depth limit of the queue C{found} leads to, if configured.
+        """
+        config = self._queue_config
+        if not config.max_depth:
+            return None
+        policy = DeliveryPolicy()
+        if config.overflow == "dead-letter":
+            # The queue's dead-letter queue, as its subscribers' is.
+            dead_letter = self.delivery_policy(found, {}).dead_letter
+            policy = DeliveryPolicy(dead_letter=dead_letter)
+        return Overflow(config.max_depth, config.overflow, policy, self._limit_log)
 
     def publish(
         self,
