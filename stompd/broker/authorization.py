@@ -8,9 +8,7 @@ or C{>} any number, segments split by C{.} or C{/}) over whole destination
 strings (C{/queue/orders.*}).
 """
 
-import re
-
-from stompd.broker.destination import REPLY_QUEUE_PREFIX, TEMP_QUEUE_PREFIX
+from stompd.broker.destination import ANY_SEGMENTS, ONE_SEGMENT, REPLY_QUEUE_PREFIX, SEGMENT_SPLIT, TEMP_QUEUE_PREFIX
 
 READ = "read"
 WRITE = "write"
@@ -18,9 +16,6 @@ ALLOW = "allow"
 DENY = "deny"
 EVERYONE = "*"
 
-_SEPARATORS = re.compile(r"[./]")
-_ONE = "*"
-_ANY = ("#", ">")
 # Destinations a wildcard subscriber was checked against, remembered.
 _DECISIONS_LIMIT = 10_000
 
@@ -29,7 +24,8 @@ def segments(destination: str) -> tuple[str, ...]:
     """
     C{destination} split into segments (by C{.} and C{/}), C{>} read as C{#}.
     """
-    return tuple("#" if part in _ANY else part for part in _SEPARATORS.split(destination))
+    # The separators (every second part) do not matter here.
+    return tuple("#" if part in ANY_SEGMENTS else part for part in SEGMENT_SPLIT.split(destination)[::2])
 
 
 def matches(pattern: tuple[str, ...], name: tuple[str, ...]) -> bool:
@@ -41,7 +37,7 @@ def matches(pattern: tuple[str, ...], name: tuple[str, ...]) -> bool:
     head = pattern[0]
     if head == "#":
         return any(matches(pattern[1:], name[start:]) for start in range(len(name) + 1))
-    return bool(name) and (head == _ONE or head == name[0]) and matches(pattern[1:], name[1:])
+    return bool(name) and (head == ONE_SEGMENT or head == name[0]) and matches(pattern[1:], name[1:])
 
 
 def overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
@@ -56,7 +52,7 @@ def overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
         return overlap(first[1:], second) or overlap(first, second[1:])
     if b == "#":
         return overlap(first, second[1:]) or overlap(first[1:], second)
-    return (a == _ONE or b == _ONE or a == b) and overlap(first[1:], second[1:])
+    return (a == ONE_SEGMENT or b == ONE_SEGMENT or a == b) and overlap(first[1:], second[1:])
 
 
 def covers(wide: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
@@ -72,7 +68,7 @@ def covers(wide: tuple[str, ...], narrow: tuple[str, ...]) -> bool:
         return covers(wide[1:], narrow) or covers(wide, narrow[1:])
     if b == "#":
         return False
-    return (a == _ONE or a == b) and covers(wide[1:], narrow[1:])
+    return (a == ONE_SEGMENT or a == b) and covers(wide[1:], narrow[1:])
 
 
 class Rule:

@@ -19,9 +19,9 @@ REPLY_QUEUE_PREFIX = "/reply-queue/"
 
 # A wildcard is a whole segment; segments are separated by dots or slashes,
 # so "/topic/a.*" and "/topic/a/*" both work as their users expect.
-_SEGMENT_SPLIT = re.compile(r"([./])")
-_ONE_SEGMENT = "*"
-_ANY_SEGMENTS = frozenset({"#", ">"})
+SEGMENT_SPLIT = re.compile(r"([./])")
+ONE_SEGMENT = "*"
+ANY_SEGMENTS = frozenset({"#", ">"})
 
 
 class Route:
@@ -134,7 +134,7 @@ def is_pattern(topic: str) -> bool:
     Does this topic name contain a wildcard segment?
     """
     return any(
-        part == _ONE_SEGMENT or part in _ANY_SEGMENTS for part in _SEGMENT_SPLIT.split(topic)
+        part == ONE_SEGMENT or part in ANY_SEGMENTS for part in SEGMENT_SPLIT.split(topic)
     )
 
 
@@ -143,24 +143,24 @@ def compile_pattern(topic: str) -> re.Pattern:
     Compile a topic pattern: C{*} matches exactly one segment, C{#} (or
     C{>}, as ActiveMQ spells it) zero or more.
     """
-    parts = _SEGMENT_SPLIT.split(topic)
+    parts = SEGMENT_SPLIT.split(topic)
     # parts alternates segment, separator, segment, ...
     regex = []
     for index in range(0, len(parts), 2):
         segment = parts[index]
         separator = re.escape(parts[index - 1]) if index else ""
-        if segment in _ANY_SEGMENTS:
+        if segment in ANY_SEGMENTS:
             if index:
                 # "a.#" matches "a" too: the separator goes with the segments.
                 regex.append(f"(?:{separator}.*)?")
             else:
                 regex.append(r"(?:.*)")
-        elif segment == _ONE_SEGMENT:
+        elif segment == ONE_SEGMENT:
             regex.append(f"{separator}[^./]+")
         else:
             regex.append(separator + re.escape(segment))
     joined = "".join(regex)
-    if parts[0] in _ANY_SEGMENTS and len(parts) > 1:
+    if parts[0] in ANY_SEGMENTS and len(parts) > 1:
         # "#.b" matches "b" as well as "x.y.b".
         joined = r"(?:.*[./])?" + "".join(regex[1:])[len(re.escape(parts[1])) :]
     return re.compile(joined + r"\Z", re.DOTALL)
