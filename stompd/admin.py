@@ -11,7 +11,8 @@ C{python -m stompd.admin} is the same. The users file is C{--users-file},
 else the C{[auth] users-file} of C{--config} (default
 C{/etc/stompd/stompd.toml}). A new password is asked twice on a terminal,
 or read as one line from a pipe; an empty one is refused. Files are
-rewritten whole, readable by their owner only.
+rewritten whole; an existing one keeps its owner and mode, a new one is
+readable by its owner only.
 """
 
 import argparse
@@ -50,11 +51,22 @@ def _read_lines(path: str) -> list[str]:
 
 def _write_lines(path: str, lines: list[str]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
+    try:
+        # An existing file keeps its owner and mode (the broker's group may
+        # read it); a new one is its owner's alone.
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
     handle, temporary = tempfile.mkstemp(prefix=".users-", dir=directory)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write("".join(f"{line}\n" for line in lines))
-        os.chmod(temporary, 0o600)
+        if old is None:
+            os.chmod(temporary, 0o600)
+        else:
+            os.chmod(temporary, old.st_mode & 0o777)
+            if os.geteuid() == 0:
+                os.chown(temporary, old.st_uid, old.st_gid)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

@@ -24,6 +24,7 @@ from stompd.broker.service import BrokerService
 from stompd.config import Config, load_config
 from stompd.errors import ConfigError
 from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
+from stompd.systemd import SystemdNotifier
 from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
 
@@ -316,5 +317,7 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
             _listen(top, reactor, description, source, factory)
     if advertisers:
         AdvertisingService(advertisers).setServiceParent(top)
+    # Last: READY=1 once everything before it has started.
+    SystemdNotifier(reactor, broker).setServiceParent(top)
     _stop_cleanly_on_sigterm(reactor)
     return top

@@ -202,3 +202,11 @@ def test_stompd_admin_needs_a_command_and_a_name():
     assert ran.returncode == 2
     assert "usage" in ran.stderr
     assert admin("token").returncode == 2
+
+
+def test_stompd_admin_keeps_an_existing_files_mode(tmp_path):
+    path = tmp_path / "users"
+    assert admin("--users-file", str(path), "user", "add", "dave", input="pw\n").returncode == 0
+    path.chmod(0o640)
+    assert admin("--users-file", str(path), "token", "dave").returncode == 0
+    assert path.stat().st_mode & 0o777 == 0o640
