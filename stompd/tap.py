@@ -71,7 +71,8 @@ class Options(usage.Options):
         try:
             config = load_config(self["config"]) if self["config"] else Config()
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # One line: a UsageError would print the whole usage text first.
+            raise SystemExit(f"stompd: {e}") from None
         if self["listen"]:
             config = dataclasses.replace(config, listen=tuple(self["listen"]))
         if self["listen-ws"]:
@@ -292,6 +293,7 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
     if reactor is None:
         from twisted.internet import reactor
     config = options["stompd-config"]
+    log.info("Configuration: {path}", path=options.get("config") or "none (built-in defaults)")
     if not config.node_id:
         config = dataclasses.replace(config, node_id=new_node_id())
     try:

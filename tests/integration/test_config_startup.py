@@ -64,6 +64,19 @@ def test_missing_config_file(tmp_path):
     assert_fails_clearly(tmp_path, ["--config", missing, *listen_args()], missing, "No such file")
 
 
+def test_a_config_error_is_the_only_line_printed(tmp_path):
+    path = write_config(tmp_path, "listen = 5\n")
+    code, output, _ = start(tmp_path, "--config", path)
+    assert code != 0
+    assert output.strip() == f"stompd: {path}: listen: expected a list of strings, got 5"
+
+
+def test_the_log_names_the_configuration_file(tmp_path, broker_process):
+    running = broker_process(tmp_path, "[queues]\ndefault-prefetch = 7\n")
+    running.stop()
+    assert f"Configuration: {tmp_path / 'stompd.toml'}" in running.log
+
+
 def test_config_that_is_not_toml(tmp_path):
     path = write_config(tmp_path, "[limits\nmax-body-size = 3\n")
     assert_fails_clearly(tmp_path, ["--config", path, *listen_args()], path, "TOML")
