@@ -250,6 +250,25 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """
+    @ivar format: C{"text"} (twistd's lines) or C{"json"} (one JSON object
+        per line).
+    @ivar level: the lowest level logged: C{debug}, C{info}, C{warn},
+        C{error} or C{critical}.
+    """
+
+    format: str = "text"
+    level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.format not in ("text", "json"):
+            raise ValueError(f"format must be 'text' or 'json', not {self.format!r}")
+        if self.level not in ("debug", "info", "warn", "error", "critical"):
+            raise ValueError(f"level must be one of debug, info, warn, error, critical, not {self.level!r}")
+
+
+@dataclass(frozen=True)
 class AuthorizationRule:
     """
     One C{[[authorization.rules]]} table.
@@ -374,6 +393,7 @@ class Config:
     connectors: tuple[ConnectorConfig, ...] = ()
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     authorization: AuthorizationConfig = field(default_factory=AuthorizationConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:

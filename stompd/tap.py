@@ -21,9 +21,10 @@ from twisted.python import usage
 
 from stompd import plugins
 from stompd.broker.service import BrokerService
-from stompd.config import Config, load_config
+from stompd.config import Config, LoggingConfig, load_config
 from stompd.errors import ConfigError
 from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
+from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose
 from stompd.systemd import SystemdNotifier
 from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
@@ -58,6 +59,24 @@ class Options(usage.Options):
         """
         self["listen-ws"].append(endpoint)
 
+    def opt_log_format(self, format: str) -> None:
+        """
+        Log as "text" (default) or "json" (one object per line); replaces
+        [logging] format.
+        """
+        if format not in FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(FORMATS)}, not {format!r}")
+        self["log-format"] = format
+
+    def opt_log_level(self, level: str) -> None:
+        """
+        The lowest level logged: debug, info (default), warn, error or
+        critical; replaces [logging] level.
+        """
+        if level not in LEVELS:
+            raise usage.UsageError(f"--log-level must be one of {', '.join(LEVELS)}, not {level!r}")
+        self["log-level"] = level
+
     def opt_listen(self, endpoint: str) -> None:
         """
         Listen on a Twisted endpoint (tcp:61613, ssl:61614:privateKey=...,
@@ -73,6 +92,16 @@ class Options(usage.Options):
         except ConfigError as e:
             # One line: a UsageError would print the whole usage text first.
             raise SystemExit(f"stompd: {e}") from None
+        logging = dataclasses.replace(
+            config.logging,
+            format=self.get("log-format") or config.logging.format,
+            level=self.get("log-level") or config.logging.level,
+        )
+        config = dataclasses.replace(config, logging=logging)
+        if logging != LoggingConfig() and self.parent is not None and not self.parent.get("logger"):
+            # twistd makes its logger from its own options, after these.
+            choose(logging.format, logging.level, self.parent.get("logfile") or "")
+            self.parent["logger"] = CONFIGURED_OBSERVER
         if self["listen"]:
             config = dataclasses.replace(config, listen=tuple(self["listen"]))
         if self["listen-ws"]:

@@ -94,6 +94,13 @@ def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | Non
 GUEST = "guest"
 
 
+def _address(peer) -> str:
+    host = getattr(peer, "host", None)
+    if host is None:
+        return "unix"
+    return f"{host}:{peer.port}"
+
+
 def _is_local(peer) -> bool:
     """
     Is C{peer} this host: a loopback address, or a UNIX socket?
@@ -160,9 +167,15 @@ class StompSession:
 
     log = Logger()
 
-    def __init__(self, broker, transport, heart_beat_grace: float | None = None, oci_compat: bool = False) -> None:
+    def __init__(
+        self, broker, transport, heart_beat_grace: float | None = None, oci_compat: bool = False, kind: str = "tcp"
+    ) -> None:
         self.broker = broker
         self.transport = transport
+        # The transport's name, for logs and metrics: "tcp" or "websocket".
+        self.kind = kind
+        self._frames_in = 0
+        self._close_reason = "client closed the connection"
         self.config = broker.config
         self.clock = broker.clock
         self.heart_beat_grace = broker.config.heart_beat.grace if heart_beat_grace is None else heart_beat_grace
@@ -252,6 +265,7 @@ class StompSession:
         Run one frame's handler; its receipt or ERROR follows when its effect
         is done.
         """
+        self._frames_in += 1
         handler = _HANDLERS.get(frame.command)
         self._busy = True
         try:
@@ -443,6 +457,7 @@ class StompSession:
         """
         if self._closing:
             return
+        self._close_reason = f"ERROR {error.message}"
         headers = {"message": error.message, "content-type": "text/plain"}
         headers.update(error.headers)
         if frame is not None and "receipt" in frame.headers:
@@ -496,6 +511,15 @@ class StompSession:
         """
         if self._gone:
             return
+        if self.version is not None:
+            self.log.info(
+                "DISCONNECTED {session} user={user} reason={reason} duration={duration:.1f}s frames={frames}",
+                session=self.session_id,
+                user=self.user,
+                reason=self._close_reason,
+                duration=self.clock.seconds() - self._connected_at,
+                frames=self._frames_in,
+            )
         self._gone = True
         self._closing = True
         self.writable = False
@@ -597,7 +621,16 @@ class StompSession:
                 beat=lambda: self._write(b"\n"),
                 timed_out=self._heart_beat_timed_out,
             )
-        self.log.info("CONNECTED {session} user={user} version={version}", session=self.session_id, user=user, version=version)
+        self._connected_at = self.clock.seconds()
+        self.log.info(
+            "CONNECTED {session} user={user} vhost={vhost} version={version} transport={transport} peer={peer}",
+            session=self.session_id,
+            user=user,
+            vhost=self.vhost.name,
+            version=version,
+            transport=self.kind,
+            peer=_address(self.transport.getPeer()),
+        )
 
     def _heart_beat_timed_out(self) -> None:
         if self._reading_paused:
@@ -912,6 +945,7 @@ class StompSession:
         return frames
 
     def on_DISCONNECT(self, frame: Frame) -> None:
+        self._close_reason = "DISCONNECT"
         receipt = frame.headers.get("receipt")
         if receipt is not None:
             self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))

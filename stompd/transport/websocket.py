@@ -155,7 +155,9 @@ class StompWebSocketProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         factory = self.factory
-        self.session = StompSession(factory.broker, WebSocketPipe(self), heart_beat_grace=factory.heart_beat_grace)
+        self.session = StompSession(
+            factory.broker, WebSocketPipe(self), heart_beat_grace=factory.heart_beat_grace, kind="websocket"
+        )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.session.data_received(payload)
