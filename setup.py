@@ -24,6 +24,7 @@ setup(
         "hiredis>=2.0",
         "zope.interface>=6.0",
         "service-identity>=23.1",
+        "prometheus-client>=0.17",
     ],
     extras_require={
         "test": [

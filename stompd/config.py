@@ -250,6 +250,19 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class ManagementConfig:
+    """
+    @ivar listen: Twisted endpoint strings of the management listener
+        (metrics); empty for none.
+    @ivar metrics_auth: C{/metrics} needs HTTP Basic credentials of a user
+        in group C{monitor} or C{admin}.
+    """
+
+    listen: tuple[str, ...] = ()
+    metrics_auth: bool = False
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """
     @ivar format: C{"text"} (twistd's lines) or C{"json"} (one JSON object
@@ -394,6 +407,7 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     authorization: AuthorizationConfig = field(default_factory=AuthorizationConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    management: ManagementConfig = field(default_factory=ManagementConfig)
 
     def __post_init__(self) -> None:
         if "/" not in self.virtual_hosts:

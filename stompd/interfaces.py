@@ -406,6 +406,12 @@ class IConnector(Interface):
         @return: a Deferred firing when done; never fails.
         """
 
+    def upstreams_connected():
+        """
+        How many of its upstream brokers are connected now, for metrics and
+        the console. Never blocks.
+        """
+
     def send(vhost, headers, body, producer):
         """
         Take a local client's SEND (C{headers} as its frame's) to one of

@@ -25,6 +25,7 @@ from stompd.config import Config, LoggingConfig, load_config
 from stompd.errors import ConfigError
 from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
 from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose
+from stompd.management.site import make_management_site
 from stompd.systemd import SystemdNotifier
 from stompd.transport.tcp import StompFactory
 from stompd.transport.web import make_site
@@ -340,6 +341,8 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
         )
     if config.websocket.enabled:
         listeners.append(("websocket.listen", "--listen-ws", config.websocket.listen, make_site(broker, config.websocket)))
+    if config.management.listen:
+        listeners.append(("management.listen", None, config.management.listen, make_management_site(broker, config.management)))
     for key, option, descriptions, factory in listeners:
         # Name where a bad endpoint string came from: the command line or the file.
         from_command_line = option is not None and (options.get(option.lstrip("-")) or not options.get("config"))

@@ -84,6 +84,14 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
 
+    @property
+    def depth(self) -> int:
+        """
+        Messages waiting, as this node last saw: what the store said after
+        the last SEND, less what was taken since, plus what came back.
+        """
+        return self._depth
+
     def add(self, subscription) -> None:
         self.consumers.append(subscription)
         subscription.source = self
@@ -119,6 +127,7 @@ class Queue:
             settled = self._store.ack(self.key, tokens)
         elif action == RELEASE:
             settled = self._store.release(self.key, tokens, visible_at)
+            self._depth += len(tokens)
             if visible_at is not None:
                 self._wake_at(visible_at)
         else:
@@ -295,6 +304,7 @@ class Queue:
                 now = self._clock.seconds()
                 batch = await self._store.reserve(self.key, wanted, now, policy)
                 if batch:
+                    self._depth = max(0, self._depth - len(batch))
                     await self._deal(batch, group, now, policy)
                 if len(batch) >= wanted:
                     more = True
@@ -337,6 +347,7 @@ class Queue:
             await self._store.ack(self.key, auto_acked)
         if index < len(batch):
             await self._store.unreserve(self.key, [(message.id, message.delivery_count) for message in batch[index:]])
+            self._depth += len(batch) - index
 
     def _leases_ran_out(self, subscription) -> None:
         """

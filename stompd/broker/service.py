@@ -13,6 +13,7 @@ from stompd.broker.admission import Admission
 from stompd.broker.authorization import Authorization
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
+from stompd.broker.metrics import BrokerCounters
 from stompd.broker.remote import BrokerFacade, ConnectorRoutes
 from stompd.broker.vhost import VirtualHost
 from stompd.config import Config
@@ -49,6 +50,7 @@ class BrokerService(Service):
         self.dispatch_gate = DispatchGate()
         self.authorization = Authorization(config.authorization)
         self.admission = Admission(config.limits, clock)
+        self.counters = BrokerCounters()
         # Sessions counted in by admission, with their peers.
         self._admitted: dict = {}
         self.sessions: set = set()
@@ -165,6 +167,7 @@ class BrokerService(Service):
             with by C{[limits]}: the session sends it and closes.
         """
         self.sessions.add(session)
+        self.counters.connections_opened[session.kind] += 1
         peer = session.transport.getPeer()
         refusal = self.admission.admit(peer)
         if refusal is None:
@@ -175,6 +178,8 @@ class BrokerService(Service):
         """
         A session's connection is gone.
         """
+        if session in self.sessions:
+            self.counters.connections_closed[session.kind] += 1
         self.sessions.discard(session)
         peer = self._admitted.pop(session, None)
         if peer is not None:

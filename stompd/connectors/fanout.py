@@ -271,6 +271,9 @@ class FanoutConnector:
             self.log.info("{name}: upstream {uri} gone", name=self.name, uri=uri)
             upstream.stop()
 
+    def upstreams_connected(self):
+        return len(self.connected())
+
     def connected(self) -> list[Upstream]:
         """
         The upstreams connected now, in the order they were found.

@@ -116,6 +116,9 @@ class RelayConnector:
         self.upstream.start()
         return succeed(None)
 
+    def upstreams_connected(self):
+        return 1 if self.upstream.connected is not None else 0
+
     def stop(self):
         own = [upstream for upstream, _ in self._own.values()]
         self._own.clear()

@@ -176,6 +176,7 @@ class StompSession:
         self.kind = kind
         self._frames_in = 0
         self._close_reason = "client closed the connection"
+        self._counters = broker.counters
         self.config = broker.config
         self.clock = broker.clock
         self.heart_beat_grace = broker.config.heart_beat.grace if heart_beat_grace is None else heart_beat_grace
@@ -226,6 +227,7 @@ class StompSession:
         """
         if self._closing:
             return
+        self._counters.bytes_received[self.kind] += len(data)
         if self._heart_beats is not None:
             self._heart_beats.received()
         try:
@@ -267,6 +269,9 @@ class StompSession:
         """
         self._frames_in += 1
         handler = _HANDLERS.get(frame.command)
+        # Unknown commands are counted under one name: a client must not
+        # grow the metrics.
+        self._counters.frames_received[frame.command if handler is not None else "unknown"] += 1
         self._busy = True
         try:
             if handler is None:
@@ -392,7 +397,11 @@ class StompSession:
     # Output
 
     def _send_frame(self, frame: Frame) -> None:
-        self._write(encode_frame(frame, self.version or "1.0"))
+        data = encode_frame(frame, self.version or "1.0")
+        counters = self._counters
+        counters.frames_sent[frame.command] += 1
+        counters.bytes_sent[self.kind] += len(data)
+        self._write(data)
         if self._heart_beats is not None:
             self._heart_beats.sent()
 
@@ -408,6 +417,10 @@ class StompSession:
             head += _deadline_lines(message)
         data = head + message.encoded_tail(version)
         self._write(data)
+        counters = self._counters
+        counters.frames_sent["MESSAGE"] += 1
+        counters.bytes_sent[self.kind] += len(data)
+        counters.messages["redelivered" if message.delivery_count > 1 else "delivered"] += 1
         if self._heart_beats is not None:
             self._heart_beats.sent()
         if not self.writable:
@@ -458,6 +471,7 @@ class StompSession:
         if self._closing:
             return
         self._close_reason = f"ERROR {error.message}"
+        self._counters.errors[error.message] += 1
         headers = {"message": error.message, "content-type": "text/plain"}
         headers.update(error.headers)
         if frame is not None and "receipt" in frame.headers:
@@ -672,6 +686,7 @@ class StompSession:
             self._open_reply_queue(reply_to)
             headers = dict(headers)
             headers["reply-to"] = reply_destination(self.session_id, name)
+        self._counters.messages["published"] += 1
         return self.vhost.publish(self.session_id, headers, frame.body, self.oci_compat, self._queue_full)
 
     def _open_reply_queue(self, destination: str) -> None:
@@ -827,6 +842,7 @@ class StompSession:
             action, visible_at = ACK, None
         else:
             action, visible_at = _nack_outcome(frame, self.clock)
+        self._counters.messages["acked" if action == ACK else "nacked"] += 1
         return self.vhost.settle(subscription, subscription.settle(ack_id), action, visible_at)
 
     def _holder(self, frame: Frame, ack_id: str) -> Subscription | None:

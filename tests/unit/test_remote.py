@@ -39,6 +39,9 @@ class RecordingConnector:
         self.calls.append("stop")
         return succeed(None)
 
+    def upstreams_connected(self):
+        return 0
+
     def send(self, vhost, headers, body, producer):
         self.calls.append(("send", vhost, headers["destination"], body))
         return self.sent
