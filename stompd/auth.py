@@ -28,7 +28,7 @@ from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
 from stompd.errors import AuthenticationError, ConfigError
-from stompd.interfaces import IAuthenticator
+from stompd.interfaces import IAuthenticator, IReloadable
 
 _SCHEME = "pbkdf2-sha256"
 _TOKEN_SCHEME = "token-sha256"
@@ -146,7 +146,7 @@ def load_users(path: str) -> dict[str, UserEntry]:
     return parse_users(text, path)
 
 
-@implementer(IAuthenticator)
+@implementer(IAuthenticator, IReloadable)
 class UsersAuthenticator:
     """
     Checks logins against the entries of a users file.
@@ -166,6 +166,14 @@ class UsersAuthenticator:
         self._key = os.urandom(32)
         self._verified: dict[str, bytes] = {}
         self._hashing = DeferredSemaphore(MAX_HASHING)
+
+    def reload(self, config) -> None:
+        users = load_users(config.auth.users_file) if config.auth.users_file else {}
+        self._users = users
+        self._guest = config.auth.guest and GUEST not in users
+        self._anonymous = config.auth.anonymous
+        # A removed user or changed password must not log in from memory.
+        self._verified.clear()
 
     def _fingerprint(self, login: str, passcode: str) -> bytes:
         return hmac.new(self._key, f"{login}\0{passcode}".encode("utf-8"), hashlib.sha256).digest()

@@ -252,6 +252,22 @@ class IAuthenticator(Interface):
         """
 
 
+class IReloadable(Interface):
+    """
+    A plugin that can take a new configuration while the broker runs (on
+    SIGHUP), without dropping connections.
+    """
+
+    def reload(config):
+        """
+        Take what it reads from the new L{stompd.config.Config} (users
+        files, tokens, ...). Synchronous.
+
+        @raise stompd.errors.ConfigError: if the new one is bad; the old one
+            stays in force.
+        """
+
+
 class ISessionTransport(Interface):
     """
     What a STOMP session needs from the connection carrying it: a byte pipe

@@ -67,10 +67,27 @@ def make_observer(format: str, level: str, path: str = "") -> ILogObserver:
     An observer of events at C{level} or above, in C{format}, to C{path}
     (standard output when empty or C{-}).
     """
+    global _predicate
     out = sys.stdout if path in ("", "-") else open(path, "a", encoding="utf-8")
     observer = json_observer(out) if format == "json" else textFileLogObserver(out)
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
-    return FilteringLogObserver(observer, [predicate])
+    _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    return FilteringLogObserver(observer, [_predicate])
+
+
+# The level filter of the observer made, for set_level.
+_predicate: LogLevelFilterPredicate | None = None
+
+
+def set_level(level: str) -> bool:
+    """
+    Change the lowest level logged (on SIGHUP).
+
+    @return: whether it changed: only the observers made here can.
+    """
+    if _predicate is None:
+        return False
+    _predicate.setLogLevelForNamespace(None, LogLevel.levelWithName(level))
+    return True
 
 
 # twistd's --logger option names a factory by its dotted name, made once

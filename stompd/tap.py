@@ -24,7 +24,7 @@ from stompd.broker.service import BrokerService
 from stompd.config import Config, LoggingConfig, load_config
 from stompd.errors import ConfigError
 from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
-from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose
+from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose, set_level
 from stompd.management.site import make_management_site
 from stompd.systemd import SystemdNotifier
 from stompd.transport.tcp import StompFactory
@@ -99,7 +99,9 @@ class Options(usage.Options):
             level=self.get("log-level") or config.logging.level,
         )
         config = dataclasses.replace(config, logging=logging)
-        if logging != LoggingConfig() and self.parent is not None and not self.parent.get("logger"):
+        self["reload-level"] = not self.get("log-level")
+        foreground = self.parent is not None and self.parent.get("nodaemon")
+        if (logging != LoggingConfig() or foreground) and self.parent is not None and not self.parent.get("logger"):
             # twistd makes its logger from its own options, after these.
             choose(logging.format, logging.level, self.parent.get("logfile") or "")
             self.parent["logger"] = CONFIGURED_OBSERVER
@@ -222,6 +224,34 @@ def _stop_cleanly_on_sigterm(reactor) -> None:
         reactor.callFromThread(reactor.stop)
 
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+
+
+def _reload_on_sighup(reactor, broker, path: str | None, reload_level: bool) -> None:
+    """
+    SIGHUP reads the configuration file again and takes its users, tokens,
+    authorization rules and log level; a bad file keeps the running ones
+    and says why. Connections stay.
+    """
+
+    def reload() -> None:
+        if not path:
+            log.warn("SIGHUP: no configuration file to read again")
+            return
+        try:
+            config = load_config(path)
+            broker.reload(config)
+        except ConfigError as e:
+            log.error("SIGHUP: {problem}; the running configuration stays", problem=str(e))
+            return
+        # Said before a higher level would hide it.
+        log.info("SIGHUP: reloaded users, tokens, authorization and log level from {path}", path=path)
+        if reload_level:
+            set_level(config.logging.level)
+
+    def on_sighup(number, frame):
+        reactor.callFromThread(reload)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGHUP, on_sighup)
 
 
 def new_node_id() -> str:
@@ -354,4 +384,5 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
     # Last: READY=1 once everything before it has started.
     SystemdNotifier(reactor, broker).setServiceParent(top)
     _stop_cleanly_on_sigterm(reactor)
+    _reload_on_sighup(reactor, broker, options.get("config"), options.get("reload-level", True))
     return top

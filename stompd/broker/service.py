@@ -3,6 +3,7 @@ The broker service: owns the virtual hosts, the store and the authenticator,
 and is what every session, whatever its transport, talks to.
 """
 
+import dataclasses
 import os
 
 from twisted.application.service import Service
@@ -17,6 +18,7 @@ from stompd.broker.metrics import BrokerCounters
 from stompd.broker.remote import BrokerFacade, ConnectorRoutes
 from stompd.broker.vhost import VirtualHost
 from stompd.config import Config
+from stompd.interfaces import IReloadable
 
 DEFAULT_VHOST = "/"
 
@@ -132,6 +134,20 @@ class BrokerService(Service):
     def _stop_connectors(self) -> Deferred:
         stopping = [maybeDeferred(connector.stop) for connector in self.connectors.connectors]
         return DeferredList(stopping, consumeErrors=True)
+
+    def reload(self, config: Config) -> None:
+        """
+        Take the users, tokens and authorization rules of a new
+        configuration (SIGHUP). Connections stay; what they may do from now
+        on follows the new rules.
+
+        @raise ConfigError: if it is bad; nothing changed then.
+        """
+        authorization = Authorization(config.authorization)
+        if IReloadable.providedBy(self.authenticator):
+            self.authenticator.reload(config)
+        self.authorization = authorization
+        self.config = dataclasses.replace(self.config, auth=config.auth, authorization=config.authorization)
 
     def new_session_id(self) -> str:
         return "session-" + os.urandom(9).hex()
