@@ -219,6 +219,14 @@ class IMessageStore(Interface):
             C{queue} (in flight excluded, delayed included).
         """
 
+    def purge(queue):
+        """
+        Remove the messages of C{queue} that wait (ready or delayed);
+        those delivered and not yet settled are spared and settle as usual.
+
+        @return: a Deferred firing with the number of messages removed.
+        """
+
     def delete(queue):
         """
         Drop C{queue} and everything in it, in flight included.

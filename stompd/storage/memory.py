@@ -366,6 +366,15 @@ class MemoryStore:
         stored = self._queues.get(queue)
         return succeed(0 if stored is None else stored.ready.count + len(stored.delayed))
 
+    def purge(self, queue):
+        stored = self._queues.get(queue)
+        if stored is None:
+            return succeed(0)
+        removed = stored.ready.count + len(stored.delayed)
+        stored.ready = _Ready()
+        stored.delayed = []
+        return succeed(removed)
+
     def delete(self, queue):
         self._queues.pop(queue, None)
         return succeed(None)

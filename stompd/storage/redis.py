@@ -706,6 +706,9 @@ class RedisStore:
     def depth(self, queue):
         return self._script(scripts.DEPTH, queue)
 
+    def purge(self, queue):
+        return self._script(scripts.PURGE, queue).addCallback(int)
+
     def delete(self, queue):
         return self._script(scripts.DELETE, queue).addCallback(lambda _: None)
 

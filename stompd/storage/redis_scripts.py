@@ -444,6 +444,25 @@ return 0
 """
 )
 
+# What waits goes; deliveries in flight (and their leases) stay.
+PURGE = (
+    _PRELUDE
+    + r"""
+for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
+  redis.call('DEL', key(base, 'ch:' .. channel))
+end
+local removed = 0
+for _, set in ipairs({'ready', 'delayed'}) do
+  for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do
+    forget(base, id)
+    removed = removed + 1
+  end
+  redis.call('DEL', key(base, set))
+end
+return removed
+"""
+)
+
 # ARGV[4]: the node whose deliveries in this queue end (it is gone).
 REAP_NODE = (
     _PRELUDE

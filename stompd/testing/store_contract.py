@@ -372,3 +372,21 @@ class StoreContract:
         assert await store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY) == []
         assert await store.release(QUEUE, [delivery(m1)], None) == 0
         assert await ids(store.reserve("/queue/other", 5, 0.0, DEFAULT_POLICY)) == ["m2"]
+
+    @pytest_twisted.ensureDeferred
+    async def test_purge_removes_what_waits_and_spares_deliveries(self, store):
+        await enqueue_all(
+            store, [message(1), message(2, channel="eu"), message(3, visible_at=60.0), message(4, priority=9), message(5)]
+        )
+        [held] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        assert held.id == "m4"
+        assert await store.purge(QUEUE) == 4
+        assert await store.depth(QUEUE) == 0
+        assert await store.reserve(QUEUE, 5, 100.0, DEFAULT_POLICY) == []
+        assert await store.reserve(QUEUE, 5, 100.0, DeliveryPolicy(channel="eu")) == []
+        # The delivery in flight settles as usual, and comes back if released.
+        assert await store.release(QUEUE, [delivery(held)], None) == 1
+        assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m4"]
+        await store.enqueue(QUEUE, message(6))
+        assert await store.depth(QUEUE) == 1
+        assert await store.purge("/queue/never-used") == 0
