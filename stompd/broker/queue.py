@@ -84,6 +84,12 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
 
+    def purged(self) -> None:
+        """
+        The store removed every waiting message (a purge).
+        """
+        self._depth = 0
+
     @property
     def depth(self) -> int:
         """

@@ -53,6 +53,7 @@ class BrokerService(Service):
         self.authorization = Authorization(config.authorization)
         self.admission = Admission(config.limits, clock)
         self.counters = BrokerCounters()
+        self.started_at = clock.seconds()
         # Sessions counted in by admission, with their peers.
         self._admitted: dict = {}
         self.sessions: set = set()

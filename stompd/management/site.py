@@ -1,18 +1,17 @@
 """
-The management listener's twisted.web site: C{GET /metrics}.
+The management listener's twisted.web site: C{GET /metrics} and the JSON
+API under C{/api/}.
 """
-
-import base64
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
+from stompd.management.api import ApiResource
+from stompd.management.auth import READERS, basic_credentials
 from stompd.management.metrics import CONTENT_TYPE, render
 
-# Groups that may read what the management listener shows.
-READERS = frozenset(("monitor", "admin"))
 
 
 class MetricsResource(Resource):
@@ -32,7 +31,7 @@ class MetricsResource(Resource):
     def render_GET(self, request):
         if not self._authenticate:
             return self._metrics(request)
-        credentials = _basic_credentials(request)
+        credentials = basic_credentials(request)
         if credentials is None:
             return _unauthorized(request)
         login, passcode = credentials
@@ -60,18 +59,6 @@ class MetricsResource(Resource):
         return render(self._broker)
 
 
-def _basic_credentials(request) -> tuple[str, str] | None:
-    header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        login, _, passcode = base64.b64decode(encoded).decode("utf-8").partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return login, passcode
-
-
 def _unauthorized(request) -> bytes:
     request.setResponseCode(401)
     request.setHeader(b"www-authenticate", b'Basic realm="stompd"')
@@ -84,6 +71,7 @@ def make_management_site(broker, config) -> Site:
     """
     root = Resource()
     root.putChild(b"metrics", MetricsResource(broker, config.metrics_auth))
+    root.putChild(b"api", ApiResource(broker))
     site = _QuietSite(root)
     site.noisy = False
     return site

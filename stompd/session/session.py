@@ -176,6 +176,7 @@ class StompSession:
         self.kind = kind
         self._frames_in = 0
         self._close_reason = "client closed the connection"
+        self._connected_at: float | None = None
         self._counters = broker.counters
         self.config = broker.config
         self.clock = broker.clock
@@ -513,6 +514,20 @@ class StompSession:
         The broker is stopping: tell the client and close.
         """
         self._fail(StompError(reason, "The broker is stopping; reconnect later."))
+
+    def close_by_administrator(self) -> None:
+        """
+        An administrator closed this connection (management API): tell the
+        client why, and close.
+        """
+        self._fail(StompError("closed by an administrator", "An administrator of this broker closed the connection."))
+
+    @property
+    def connected_at(self) -> float | None:
+        """
+        When CONNECT succeeded (the broker's clock), or C{None} before.
+        """
+        return self._connected_at
 
     def _connect_timed_out(self) -> None:
         self._connect_timer = None
