@@ -88,6 +88,12 @@ class AuthConfig:
     @ivar users_file: a file of C{name:hash} lines (see L{stompd.auth}).
     @ivar guest_loopback_only: the user C{guest} may log in only from a
         loopback address (or a UNIX socket), as in RabbitMQ.
+    @ivar tls_client_cert: C{""} (off), C{"optional"} or C{"required"}:
+        C{ssl:} listeners ask for a client certificate chaining to
+        C{tls_ca_certs}; a client that presents one is the user its common
+        name says.
+    @ivar tls_ca_certs: a PEM bundle of the CAs client certificates must
+        chain to.
     @ivar settings: the plugins' own tables (C{[auth.NAME]}), each parsed
         by its plugin.
     """
@@ -97,7 +103,15 @@ class AuthConfig:
     anonymous: bool = False
     users_file: str = ""
     guest_loopback_only: bool = True
+    tls_client_cert: str = ""
+    tls_ca_certs: str = ""
     settings: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tls_client_cert not in ("", "optional", "required"):
+            raise ValueError(f"tls-client-cert must be 'optional' or 'required', not {self.tls_client_cert!r}")
+        if self.tls_client_cert and not self.tls_ca_certs:
+            raise ValueError("tls-ca-certs is required with tls-client-cert: the CAs client certificates chain to")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose, set_level
 from stompd.management.site import make_management_site
 from stompd.systemd import SystemdNotifier
 from stompd.transport.tcp import StompFactory
+from stompd.transport.tls import ask_for_client_certificates, load_ca_certificates
 from stompd.transport.web import make_site
 
 
@@ -330,9 +331,11 @@ def _make_connector(connector, config: Config, reactor):
     return plugins.create(plugins.CONNECTORS, connector.type, IConnector, config, reactor, table, where)
 
 
-def _listen(parent: MultiService, reactor, description: str, source: str, factory) -> None:
+def _listen(parent: MultiService, reactor, description: str, source: str, factory, client_certificates=None) -> None:
     try:
         endpoint = serverFromString(reactor, description)
+        if client_certificates is not None:
+            endpoint = ask_for_client_certificates(endpoint, *client_certificates)
     except Exception as e:
         # Parsing may read files (ssl: keys and certificates) or the
         # environment (systemd:), so it fails in many ways; each is a bad
@@ -373,12 +376,19 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
         listeners.append(("websocket.listen", "--listen-ws", config.websocket.listen, make_site(broker, config.websocket)))
     if config.management.listen:
         listeners.append(("management.listen", None, config.management.listen, make_management_site(broker, config.management)))
+    client_certificates = None
+    if config.auth.tls_client_cert:
+        try:
+            client_certificates = (config.auth.tls_client_cert, load_ca_certificates(config.auth.tls_ca_certs))
+        except ConfigError as e:
+            where = f"{options['config']}: " if options.get("config") else ""
+            raise SystemExit(f"stompd: {where}{e}") from None
     for key, option, descriptions, factory in listeners:
         # Name where a bad endpoint string came from: the command line or the file.
         from_command_line = option is not None and (options.get(option.lstrip("-")) or not options.get("config"))
         source = option if from_command_line else f"{options['config']}: {key}"
         for description in descriptions:
-            _listen(top, reactor, description, source, factory)
+            _listen(top, reactor, description, source, factory, client_certificates)
     if advertisers:
         AdvertisingService(advertisers).setServiceParent(top)
     # Last: READY=1 once everything before it has started.

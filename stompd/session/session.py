@@ -94,6 +94,23 @@ def _prefetch(headers: dict[str, str], ack_mode: str, default: int) -> int | Non
 GUEST = "guest"
 
 
+def certificate_user(transport) -> str | None:
+    """
+    The common name of the verified client certificate of C{transport},
+    or C{None} (no TLS, or no certificate).
+    """
+    get = getattr(transport, "getPeerCertificate", None)
+    if get is None:
+        return None
+    try:
+        certificate = get()
+    except Exception:
+        return None
+    if certificate is None:
+        return None
+    return certificate.get_subject().commonName or None
+
+
 def _address(peer) -> str:
     host = getattr(peer, "host", None)
     if host is None:
@@ -597,6 +614,11 @@ class StompSession:
         # durable topic subscriptions are named by.
         self.client_id = headers.get("client-id") or None
         login = headers.get("login")
+        certified = certificate_user(self.transport) if self.config.auth.tls_client_cert else None
+        if certified is not None:
+            # The CA vouched for this name: it needs no passcode.
+            self.log.info("Client certificate of {user} from {peer}", user=certified, peer=self.transport.getPeer())
+            return succeed(certified).addCallback(self._connected, version, beats, True)
         if login == GUEST and self.config.auth.guest_loopback_only and not _is_local(self.transport.getPeer()):
             self.log.info("Refused login 'guest' from {peer}: guest is for loopback only", peer=self.transport.getPeer())
             raise AuthenticationError(

@@ -138,6 +138,13 @@ class WebSocketPipe:
     def getPeer(self):
         return self._protocol.transport.getPeer()
 
+    def getPeerCertificate(self):
+        """
+        The client certificate of a wss:// connection, or C{None}.
+        """
+        get = getattr(self._protocol.transport, "getPeerCertificate", None)
+        return get() if get is not None else None
+
 
 class StompWebSocketProtocol(WebSocketServerProtocol):
     """
