@@ -38,9 +38,10 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Refresh docs/images/page.png, the README's picture of the built-in page.
+# Refresh docs/images/page.png and console.png, the README's pictures of the
+# built-in page and the management console.
 screenshot: install-test
-	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/integration/test_browser.py
+	UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/integration/test_browser.py tests/integration/test_console.py
 
 bench: install
 	$(BIN)/python benchmarks/compare.py --start-stompd $(ARGS)

@@ -12,6 +12,7 @@ setup(
     package_data={
         "twisted": ["plugins/stompd_plugin.py"],
         "stompd.transport": ["static/*"],
+        "stompd.management": ["static/*"],
     },
     install_requires=[
         "Twisted[tls]>=23.10",

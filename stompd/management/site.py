@@ -1,17 +1,21 @@
 """
-The management listener's twisted.web site: C{GET /metrics} and the JSON
-API under C{/api/}.
+The management listener's twisted.web site: C{GET /metrics}, the JSON API
+under C{/api/}, and the console at C{/}.
 """
+
+from pathlib import Path
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.static import File
 
 from stompd.management.api import ApiResource
 from stompd.management.auth import READERS, basic_credentials
 from stompd.management.metrics import CONTENT_TYPE, render
 
+STATIC = Path(__file__).parent / "static"
 
 
 class MetricsResource(Resource):
@@ -69,7 +73,8 @@ def make_management_site(broker, config) -> Site:
     """
     The site of C{[management] listen}.
     """
-    root = Resource()
+    # The console's page and scripts at /; they read the API.
+    root = File(str(STATIC))
     root.putChild(b"metrics", MetricsResource(broker, config.metrics_auth))
     root.putChild(b"api", ApiResource(broker))
     site = _QuietSite(root)
