@@ -3,6 +3,7 @@ What the broker counts, for the metrics endpoint: plain integers bumped on
 the hot paths (a dict lookup and an add), read only when scraped.
 """
 
+from bisect import bisect_left
 from collections import Counter
 
 
@@ -30,3 +31,62 @@ class BrokerCounters:
         self.bytes_sent: Counter = Counter()
         self.messages: Counter = Counter()
         self.errors: Counter = Counter()
+
+
+# Seconds: the buckets of the storage latency histogram.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Histogram:
+    """
+    Counts of observations per bucket (not cumulative), their sum and count.
+    """
+
+    __slots__ = ("counts", "total", "count")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+
+# The store calls that are timed: those on the way of messages.
+_TIMED = frozenset(("enqueue", "reserve", "ack", "release", "unreserve", "dead_letter", "depth", "purge"))
+
+
+class TimedStore:
+    """
+    A store as the broker sees it: the same store, its message calls timed
+    into L{latencies}, by operation.
+    """
+
+    def __init__(self, store, clock) -> None:
+        self._store = store
+        self._clock = clock
+        self.latencies: dict[str, Histogram] = {name: Histogram() for name in _TIMED}
+        for name in _TIMED:
+            setattr(self, name, self._timed(name, getattr(store, name)))
+
+    def _timed(self, name: str, call):
+        histogram = self.latencies[name]
+        clock = self._clock
+
+        def timed(*args):
+            started = clock.seconds()
+            result = call(*args)
+
+            def observed(outcome):
+                histogram.observe(clock.seconds() - started)
+                return outcome
+
+            return result.addBoth(observed)
+
+        return timed
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)

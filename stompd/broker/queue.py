@@ -65,6 +65,10 @@ class Queue:
         self._overflow = overflow
         # Messages waiting, as the store last said.
         self._depth = 0
+        # SENDs to it here, and their rate as the broker last sampled it.
+        self.published = 0
+        self.publish_rate = 0.0
+        self._sampled = (0.0, 0)
         self.auto_delete = auto_delete
         self.consumers: list = []
         self._store = store
@@ -83,6 +87,21 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
+
+    def sample_rate(self, now: float) -> None:
+        """
+        Update L{publish_rate}: SENDs per second since the last sample.
+        """
+        at, count = self._sampled
+        if now > at and at:
+            self.publish_rate = (self.published - count) / (now - at)
+        self._sampled = (now, self.published)
+
+    def depth_seen(self, depth: int) -> None:
+        """
+        The store said how many messages wait (asked by the API).
+        """
+        self._depth = depth
 
     def purged(self) -> None:
         """
@@ -156,6 +175,7 @@ class Queue:
             bound. C{on_full} is called with the Deferred it waits for, for
             a publisher that reads on while messages are stored.
         """
+        self.published += 1
         overflow = self._overflow
         if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth >= overflow.max_depth:
             # Full when last seen: ask again, since consumers drain it unseen.

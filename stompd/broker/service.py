@@ -8,19 +8,22 @@ import os
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from stompd.broker.admission import Admission
 from stompd.broker.authorization import Authorization
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
-from stompd.broker.metrics import BrokerCounters
+from stompd.broker.metrics import BrokerCounters, TimedStore
 from stompd.broker.remote import BrokerFacade, ConnectorRoutes
 from stompd.broker.vhost import VirtualHost
 from stompd.config import Config
 from stompd.interfaces import IReloadable
 
 DEFAULT_VHOST = "/"
+# Seconds between samples of queue publish rates (for the API and console).
+RATE_INTERVAL = 5.0
 
 
 class BrokerService(Service):
@@ -45,7 +48,8 @@ class BrokerService(Service):
     def __init__(self, config: Config, store, authenticator, clock, connectors=()) -> None:
         self.config = config
         self.clock = clock
-        self.store = store
+        # Every message call of the store is timed, for the metrics.
+        self.store = store = TimedStore(store, clock)
         self.authenticator = authenticator
         self.node_id = config.node_id or os.urandom(4).hex()
         self.message_ids = MessageIds(self.node_id)
@@ -54,6 +58,7 @@ class BrokerService(Service):
         self.admission = Admission(config.limits, clock)
         self.counters = BrokerCounters()
         self.started_at = clock.seconds()
+        self._sampling = None
         # Sessions counted in by admission, with their peers.
         self._admitted: dict = {}
         self.sessions: set = set()
@@ -102,7 +107,16 @@ class BrokerService(Service):
         self.log.info("stompd node {node} starting its store", node=self.node_id)
         return Deferred.fromCoroutine(self._start())
 
+    def _sample_rates(self) -> None:
+        now = self.clock.seconds()
+        for vhost in self.vhosts.values():
+            for queue in vhost.queues.values():
+                queue.sample_rate(now)
+
     async def _start(self) -> None:
+        self._sampling = LoopingCall(self._sample_rates)
+        self._sampling.clock = self.clock
+        self._sampling.start(RATE_INTERVAL, now=True).addErrback(lambda f: self.log.failure("Sampling rates", f))
         await maybeDeferred(self.store.start)
         for vhost, queue, pattern in await self.store.bindings():
             self._binding_changed(vhost, queue, pattern)
@@ -116,6 +130,8 @@ class BrokerService(Service):
         connections to close (up to C{shutdown-timeout}), then stop the store.
         """
         Service.stopService(self)
+        if self._sampling is not None and self._sampling.running:
+            self._sampling.stop()
         closing = []
         for session in list(self.sessions):
             # Fired by detach, even if the session goes at once.

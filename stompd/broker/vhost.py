@@ -400,6 +400,11 @@ class VirtualHost:
                 queue.work_arrived()
             return
         queue = self.queues.get(key)
+        if queue is None and key.startswith(self._prefix + "/queue/"):
+            if self._prefix or not key.startswith("vhost:"):
+                # A queue this node had not seen (a dead-letter queue, one
+                # another node fills): known from now on, for the API.
+                queue = self._queue(Route(QUEUE, key, name=key[len(self._prefix) :]), by_subscribe=False)
         if queue is not None:
             queue.work_arrived()
 

@@ -143,10 +143,12 @@ class ApiResource(Resource):
             {"name": vhost.name, "queues": len(vhost.queues)} for vhost in self._broker.vhosts.values()
         ]
 
-    def destinations(self):
+    async def destinations(self):
         found = []
         for vhost in self._broker.vhosts.values():
             for key, queue in sorted(vhost.queues.items()):
+                # One O(1) store call per queue: what waits, now.
+                queue.depth_seen(await self._broker.store.depth(key))
                 found.append(
                     {
                         "vhost": vhost.name,
@@ -154,6 +156,8 @@ class ApiResource(Resource):
                         "ready": queue.depth,
                         "unacked": sum(len(subscription.unacked) for subscription in queue.consumers),
                         "consumers": len(queue.consumers),
+                        "published": queue.published,
+                        "published_per_second": round(queue.publish_rate, 3),
                         "path": f"/api/queues/{quote(vhost.name, safe='')}/{quote(key, safe='')}",
                     }
                 )
@@ -270,7 +274,9 @@ OPENAPI = {
     "paths": {
         "/api/overview": {"get": _operation("Version, node id, uptime and totals.")},
         "/api/vhosts": {"get": _operation("Virtual hosts and their queue counts.")},
-        "/api/destinations": {"get": _operation("Queues: ready, unacknowledged, consumers.")},
+        "/api/destinations": {
+            "get": _operation("Queues: ready, unacknowledged, consumers, SENDs and their rate over the last 5 s.")
+        },
         "/api/connections": {"get": _operation("Client connections: peer, user, transport, version, subscriptions.")},
         "/api/connections/{session}": {
             "delete": _operation("Close a connection; the client gets an ERROR saying why.", True, ("session",))

@@ -8,7 +8,9 @@ C{_total}, base units), with RabbitMQ's stems where there is one.
 """
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from stompd.broker.metrics import LATENCY_BUCKETS
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -60,8 +62,21 @@ class BrokerCollector:
         slow.add_metric([], counters.errors.get("slow consumer", 0))
         yield slow
         yield _counter("stompd_limit_hits", "Connections and SENDs refused by [limits] and [queues] max-depth.", "limit", broker.admission.log.hits)
+        yield self._latencies()
         yield from self._queues()
         yield from self._connectors()
+
+    def _latencies(self):
+        family = HistogramMetricFamily(
+            "stompd_storage_call_seconds", "How long store calls took, by operation.", labels=["operation"]
+        )
+        for operation, histogram in sorted(self._broker.store.latencies.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), histogram.counts):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family.add_metric([operation], buckets, histogram.total)
+        return family
 
     def _queues(self):
         ready = GaugeMetricFamily("stompd_queue_messages_ready", "Messages waiting in a queue, as last seen.", labels=["vhost", "queue"])

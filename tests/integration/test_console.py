@@ -17,6 +17,7 @@ import pytest
 from tests.integration.test_auth import admin
 from tests.integration.test_browser import require_browser
 from tests.support.broker import free_port
+from tests.support.clients import subscribe_with_receipt
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +84,16 @@ def test_log_in_watch_a_queue_purge_it_and_close_a_connection(tmp_path, broker_p
         console("ready", queue=name, count=5)
         console("purge", queue=name)
         console("ready", queue=name, count=0)
+        # A dead letter, moved back to its queue from the console.
+        worker = clients(running.port)
+        subscribe_with_receipt(worker, name, id="w", ack="client-individual")
+        producer.send(name, "poison", headers={"receipt": "p"})
+        worker.collector.wait_for_bodies(1)
+        worker.nack(worker.collector.messages[0].headers["ack"], requeue="false", receipt="n")
+        worker.collector.wait_for_receipt("n")
+        console("ready", queue=name + ".DLQ", count=1)
+        console("move", queue=name + ".DLQ")
+        assert worker.collector.wait_for_bodies(2) == ["poison", "poison"]
         session = producer.collector.connected[0].headers["session"]
         console("connection", session=session)
         screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "console.png"

@@ -66,6 +66,8 @@ def test_metrics_count_what_clients_did(tmp_path, broker_process, clients):
         assert samples[("stompd_connections", (("transport", "tcp"),))] >= 1
         assert samples[("stompd_queue_consumers", (("queue", "/queue/metered"), ("vhost", "/")))] == 1
         assert samples[("stompd_connections_opened_total", (("transport", "tcp"),))] >= 2
+        assert samples[("stompd_storage_call_seconds_count", (("operation", "enqueue"),))] == 5
+        assert samples[("stompd_storage_call_seconds_bucket", (("le", "+Inf"), ("operation", "ack")))] >= 3
     finally:
         running.stop()
 

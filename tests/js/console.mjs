@@ -9,6 +9,7 @@
 //   {"do": "login", "user": U, "password": P}   log in, wait for the tables
 //   {"do": "ready", "queue": Q, "count": N}      wait until Q shows N ready
 //   {"do": "purge", "queue": Q}                  click Purge, confirm
+//   {"do": "move", "queue": Q}                   click Move back (a DLQ), confirm
 //   {"do": "connection", "session": S}           wait until S is listed
 //   {"do": "close", "session": S}                click Close, confirm
 //   {"do": "screenshot", "path": P}
@@ -84,7 +85,11 @@ const commands = {
     return {};
   },
   async purge({ queue }) {
-    await row("queue", queue).locator("button").click();
+    await row("queue", queue).locator("button.purge").click();
+    return {};
+  },
+  async move({ queue }) {
+    await row("queue", queue).locator("button.move").click();
     return {};
   },
   async connection({ session }) {

@@ -38,11 +38,11 @@ function cell(row, text, number = false) {
   return td;
 }
 
-function button(row, label, action) {
+function button(container, label, action) {
   const b = document.createElement("button");
   b.textContent = label;
   b.addEventListener("click", action);
-  row.insertCell().appendChild(b);
+  container.appendChild(b);
   return b;
 }
 
@@ -68,7 +68,15 @@ function showDestinations(destinations) {
     cell(row, d.ready, true).className = "number ready";
     cell(row, d.unacked, true);
     cell(row, d.consumers, true);
-    button(row, "Purge", () => act(`Purge ${d.queue}? Waiting messages are removed.`, "POST", `${d.path.slice(4)}/purge`));
+    cell(row, d.published_per_second, true);
+    const actions = row.insertCell();
+    const queuePath = d.path.slice("/api".length);
+    button(actions, "Purge", () => act(`Purge ${d.queue}? Waiting messages are removed.`, "POST", `${queuePath}/purge`)).className = "purge";
+    if (d.queue.endsWith(".DLQ")) {
+      button(actions, "Move back", () =>
+        act(`Send the dead letters of ${d.queue} back to their queues?`, "POST", `${queuePath}/move-dead-letters`),
+      ).className = "move";
+    }
   }
 }
 
@@ -85,7 +93,7 @@ function showConnections(connections) {
     cell(row, c.version ?? "");
     cell(row, c.subscriptions, true);
     cell(row, c.connected_seconds === null ? "" : `${Math.round(c.connected_seconds)} s`, true);
-    button(row, "Close", () =>
+    button(row.insertCell(), "Close", () =>
       act(`Close ${c.session}? The client gets an ERROR.`, "DELETE", `/connections/${encodeURIComponent(c.session)}`),
     );
   }
