@@ -7,6 +7,26 @@ from bisect import bisect_left
 from collections import Counter
 
 
+class SessionCounts:
+    """
+    What one connection did, in plain integers: the hottest counts are
+    bumped here (an attribute add), and reach the broker's totals when the
+    connection goes, or when the metrics are read.
+    """
+
+    __slots__ = ("delivered", "redelivered", "published", "acked", "nacked", "received_bytes", "sent_bytes", "frames_in", "frames_out")
+
+    def __init__(self) -> None:
+        self.delivered = self.redelivered = self.published = self.acked = self.nacked = 0
+        self.received_bytes = self.sent_bytes = 0
+        # command -> frames (MESSAGE frames out are delivered + redelivered)
+        self.frames_in: dict[str, int] = {}
+        self.frames_out: dict[str, int] = {}
+
+
+_MESSAGE_EVENTS = ("delivered", "redelivered", "published", "acked", "nacked")
+
+
 class BrokerCounters:
     """
     Counters of one broker process, since it started.
@@ -21,6 +41,34 @@ class BrokerCounters:
         C{acked}, C{nacked}.
     @ivar errors: ERROR frames sent, by their C{message}.
     """
+
+    def fold(self, kind: str, counts: SessionCounts) -> None:
+        """
+        Add a connection's counts to the totals (it is gone).
+        """
+        self._add(self, kind, counts)
+
+    @staticmethod
+    def _add(into, kind: str, counts: SessionCounts) -> None:
+        for event in _MESSAGE_EVENTS:
+            into.messages[event] += getattr(counts, event)
+        into.bytes_received[kind] += counts.received_bytes
+        into.bytes_sent[kind] += counts.sent_bytes
+        into.frames_received.update(counts.frames_in)
+        into.frames_sent.update(counts.frames_out)
+        into.frames_sent["MESSAGE"] += counts.delivered + counts.redelivered
+
+    def totals(self, sessions) -> "BrokerCounters":
+        """
+        The totals with the connections still open (C{sessions}) added: a
+        new object, for reading.
+        """
+        total = BrokerCounters()
+        for name in ("connections_opened", "connections_closed", "frames_received", "frames_sent", "bytes_received", "bytes_sent", "messages", "errors"):
+            getattr(total, name).update(getattr(self, name))
+        for session in sessions:
+            self._add(total, session.kind, session.counts)
+        return total
 
     def __init__(self) -> None:
         self.connections_opened: Counter = Counter()

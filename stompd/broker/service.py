@@ -48,8 +48,11 @@ class BrokerService(Service):
     def __init__(self, config: Config, store, authenticator, clock, connectors=()) -> None:
         self.config = config
         self.clock = clock
-        # Every message call of the store is timed, for the metrics.
-        self.store = store = TimedStore(store, clock)
+        # A shared store's message calls are timed, for the metrics (the
+        # memory store's take no time worth a histogram).
+        if store.shared:
+            store = TimedStore(store, clock)
+        self.store = store
         self.authenticator = authenticator
         self.node_id = config.node_id or os.urandom(4).hex()
         self.message_ids = MessageIds(self.node_id)
@@ -213,6 +216,7 @@ class BrokerService(Service):
         """
         if session in self.sessions:
             self.counters.connections_closed[session.kind] += 1
+            self.counters.fold(session.kind, session.counts)
         self.sessions.discard(session)
         peer = self._admitted.pop(session, None)
         if peer is not None:

@@ -61,6 +61,8 @@ class VirtualHost:
         self._queue_config = queue_config
         self._gate = gate
         self._connectors = connectors or ConnectorRoutes()
+        # Looked at on every SEND: a plain bool, not the routes' __bool__.
+        self._has_connectors = bool(self._connectors)
         self._auto_delete = re.compile(queue_config.auto_delete)
         # store names of queues in this virtual host, by store name prefix,
         # so that a virtual host's queues never mix with another's.
@@ -84,7 +86,7 @@ class VirtualHost:
 
         @raise stompd.errors.DestinationError: for a name not routed here.
         """
-        if self._connectors:
+        if self._has_connectors:
             connector = self._connectors.owner(destination)
             if connector is not None and connector.relays_subscriptions:
                 return Route(REMOTE, destination, connector=connector)
@@ -152,7 +154,7 @@ class VirtualHost:
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
-        if self._connectors:
+        if self._has_connectors:
             connector = self._connectors.owner(destination)
             if connector is not None and connector.name != origin:
                 return connector.send(self.name, headers, body, session_id)
@@ -224,7 +226,7 @@ class VirtualHost:
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
-        if self._connectors and self._connectors.owner(destination) is not None:
+        if self._has_connectors and self._connectors.owner(destination) is not None:
             # Its connector, or the broker behind it, judges it.
             return
         self._message(headers, b"", self.route(destination, session_id, bare_queues))

@@ -131,7 +131,7 @@ class ApiResource(Resource):
             "uptime_seconds": round(broker.clock.seconds() - broker.started_at, 3),
             "connections": len(broker.sessions),
             "queues": sum(len(vhost.queues) for vhost in broker.vhosts.values()),
-            "messages": dict(broker.counters.messages),
+            "messages": dict(broker.counters.totals(broker.sessions).messages),
             "connectors": [
                 {"name": connector.name, "upstreams_connected": connector.upstreams_connected()}
                 for connector in broker.connectors.connectors

@@ -32,7 +32,7 @@ class BrokerCollector:
 
     def collect(self):
         broker = self._broker
-        counters = broker.counters
+        counters = broker.counters.totals(broker.sessions)
         connections = GaugeMetricFamily("stompd_connections", "Client connections open now.", labels=["transport"])
         open_by_kind: dict[str, int] = {"tcp": 0, "websocket": 0}
         for session in broker.sessions:
@@ -70,7 +70,7 @@ class BrokerCollector:
         family = HistogramMetricFamily(
             "stompd_storage_call_seconds", "How long store calls took, by operation.", labels=["operation"]
         )
-        for operation, histogram in sorted(self._broker.store.latencies.items()):
+        for operation, histogram in sorted(getattr(self._broker.store, "latencies", {}).items()):
             cumulative, buckets = 0, []
             for bound, count in zip((*LATENCY_BUCKETS, float("inf")), histogram.counts):
                 cumulative += count

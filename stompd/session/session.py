@@ -24,6 +24,7 @@ from stompd import __version__
 from stompd.broker.authorization import READ, WRITE, ReadCheck
 from stompd.broker.destination import QUEUE, REMOTE, TEMP_QUEUE_PREFIX, TOPIC, is_pattern, reply_destination
 from stompd.broker.headers import number_header
+from stompd.broker.metrics import SessionCounts
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.broker.queue import ACK, REJECT, RELEASE
 from stompd.broker.subscription import ACK_MODES, AUTO, CLIENT_INDIVIDUAL, Subscription
@@ -195,6 +196,7 @@ class StompSession:
         self._close_reason = "client closed the connection"
         self._connected_at: float | None = None
         self._counters = broker.counters
+        self.counts = SessionCounts()
         self.config = broker.config
         self.clock = broker.clock
         self.heart_beat_grace = broker.config.heart_beat.grace if heart_beat_grace is None else heart_beat_grace
@@ -245,7 +247,7 @@ class StompSession:
         """
         if self._closing:
             return
-        self._counters.bytes_received[self.kind] += len(data)
+        self.counts.received_bytes += len(data)
         if self._heart_beats is not None:
             self._heart_beats.received()
         try:
@@ -289,7 +291,9 @@ class StompSession:
         handler = _HANDLERS.get(frame.command)
         # Unknown commands are counted under one name: a client must not
         # grow the metrics.
-        self._counters.frames_received[frame.command if handler is not None else "unknown"] += 1
+        frames_in = self.counts.frames_in
+        command = frame.command if handler is not None else "unknown"
+        frames_in[command] = frames_in.get(command, 0) + 1
         self._busy = True
         try:
             if handler is None:
@@ -416,9 +420,9 @@ class StompSession:
 
     def _send_frame(self, frame: Frame) -> None:
         data = encode_frame(frame, self.version or "1.0")
-        counters = self._counters
-        counters.frames_sent[frame.command] += 1
-        counters.bytes_sent[self.kind] += len(data)
+        counts = self.counts
+        counts.frames_out[frame.command] = counts.frames_out.get(frame.command, 0) + 1
+        counts.sent_bytes += len(data)
         self._write(data)
         if self._heart_beats is not None:
             self._heart_beats.sent()
@@ -435,10 +439,12 @@ class StompSession:
             head += _deadline_lines(message)
         data = head + message.encoded_tail(version)
         self._write(data)
-        counters = self._counters
-        counters.frames_sent["MESSAGE"] += 1
-        counters.bytes_sent[self.kind] += len(data)
-        counters.messages["redelivered" if message.delivery_count > 1 else "delivered"] += 1
+        counts = self.counts
+        counts.sent_bytes += len(data)
+        if message.delivery_count > 1:
+            counts.redelivered += 1
+        else:
+            counts.delivered += 1
         if self._heart_beats is not None:
             self._heart_beats.sent()
         if not self.writable:
@@ -707,7 +713,8 @@ class StompSession:
 
     def on_SEND(self, frame: Frame):
         destination = _required(frame, "destination")
-        self._refuse_unless(self._may(destination, WRITE), WRITE, destination)
+        if not self.broker.authorization.open:
+            self._refuse_unless(self._may(destination, WRITE), WRITE, destination)
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
@@ -723,7 +730,7 @@ class StompSession:
             self._open_reply_queue(reply_to)
             headers = dict(headers)
             headers["reply-to"] = reply_destination(self.session_id, name)
-        self._counters.messages["published"] += 1
+        self.counts.published += 1
         return self.vhost.publish(self.session_id, headers, frame.body, self.oci_compat, self._queue_full)
 
     def _open_reply_queue(self, destination: str) -> None:
@@ -879,7 +886,10 @@ class StompSession:
             action, visible_at = ACK, None
         else:
             action, visible_at = _nack_outcome(frame, self.clock)
-        self._counters.messages["acked" if action == ACK else "nacked"] += 1
+        if action == ACK:
+            self.counts.acked += 1
+        else:
+            self.counts.nacked += 1
         return self.vhost.settle(subscription, subscription.settle(ack_id), action, visible_at)
 
     def _holder(self, frame: Frame, ack_id: str) -> Subscription | None:
