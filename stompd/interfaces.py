@@ -436,6 +436,12 @@ class IConnector(Interface):
         the console. Never blocks.
         """
 
+    def backlog():
+        """
+        How many forwarded frames wait for an upstream now (buffered, or
+        sent and not yet confirmed): its lag, for metrics. Never blocks.
+        """
+
     def send(vhost, headers, body, producer):
         """
         Take a local client's SEND (C{headers} as its frame's) to one of

@@ -226,6 +226,13 @@ class Upstream:
         if self._on_change is not None:
             self._on_change(self)
 
+    @property
+    def backlog(self) -> int:
+        """
+        Frames waiting for this upstream: buffered, or awaiting its RECEIPT.
+        """
+        return len(self._waiting) + len(self._receipts)
+
     def _log(self, format: str, **fields) -> None:
         (self.log.info if self._noisy else self.log.debug)(format, **fields)
 

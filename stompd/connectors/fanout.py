@@ -274,6 +274,9 @@ class FanoutConnector:
     def upstreams_connected(self):
         return len(self.connected())
 
+    def backlog(self):
+        return len(self._waiting) + sum(upstream.backlog for upstream in self.upstreams.values())
+
     def connected(self) -> list[Upstream]:
         """
         The upstreams connected now, in the order they were found.

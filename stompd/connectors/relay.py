@@ -119,6 +119,9 @@ class RelayConnector:
     def upstreams_connected(self):
         return 1 if self.upstream.connected is not None else 0
 
+    def backlog(self):
+        return self.upstream.backlog + sum(upstream.backlog for upstream, _ in self._own.values() if upstream is not self.upstream)
+
     def stop(self):
         own = [upstream for upstream, _ in self._own.values()]
         self._own.clear()

@@ -94,9 +94,14 @@ class BrokerCollector:
 
     def _connectors(self):
         up = GaugeMetricFamily("stompd_connector_upstreams_connected", "Upstream brokers a connector is connected to.", labels=["connector"])
+        backlog = GaugeMetricFamily(
+            "stompd_connector_backlog", "Forwarded frames waiting for an upstream: buffered or unconfirmed.", labels=["connector"]
+        )
         for connector in self._broker.connectors.connectors:
             up.add_metric([connector.name], connector.upstreams_connected())
+            backlog.add_metric([connector.name], connector.backlog())
         yield up
+        yield backlog
 
 
 def render(broker) -> bytes:

@@ -60,8 +60,10 @@ def test_confirmed_send_fires_on_the_upstream_receipt(clock, endpoint):
     assert send.command == "SEND"
     assert send.body == b"body"
     assert not sending.called
+    assert upstream.backlog == 1
     peer.send("RECEIPT", {"receipt-id": send.headers["receipt"]})
     assert sending.called
+    assert upstream.backlog == 0
 
 
 def test_unconfirmed_send_after_send_timeout_is_an_error(clock, endpoint):

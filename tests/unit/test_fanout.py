@@ -96,6 +96,7 @@ def test_below_min_ack_count_sends_wait_in_the_buffer_then_go():
     producer = setup.client()
     producer.send("SEND", {"destination": "/topic/news"}, b"held")
     assert sends(setup.peer(0)) == []
+    assert setup.connector.backlog() == 1
     other = setup.client()
     other.send("SEND", {"destination": "/topic/news", "receipt": "full"}, b"no room")
     (error,) = other.frames()

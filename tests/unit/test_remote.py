@@ -42,6 +42,9 @@ class RecordingConnector:
     def upstreams_connected(self):
         return 0
 
+    def backlog(self):
+        return 0
+
     def send(self, vhost, headers, body, producer):
         self.calls.append(("send", vhost, headers["destination"], body))
         return self.sent
