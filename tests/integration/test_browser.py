@@ -10,15 +10,14 @@ except under CI (the C{CI} environment variable is set), where it fails: CI
 must prove the browser path.
 """
 
-import json
 import os
-import queue
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
+
+from tests.support.driver import ScriptDriver
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "js" / "browser.mjs"
@@ -46,59 +45,11 @@ def require_browser() -> None:
     assert (ROOT / "node_modules" / "playwright-core").is_dir(), "node_modules is missing: run make assets"
 
 
-class Browser:
+def drive_page(page_url: str, log_path: Path) -> ScriptDriver:
     """
-    The driver script as a child process: one JSON command a line on its
-    stdin, one JSON answer a line from its stdout.
+    The page's driver script, on C{page_url}.
     """
-
-    def __init__(self, page_url: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process = subprocess.Popen(
-            ["node", str(SCRIPT), page_url],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(log_path, "w"),
-            text=True,
-            encoding="utf-8",
-        )
-        # readline() has no timeout: a thread reads, the test waits on a queue.
-        self.answers = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.answers.put(line)
-        self.answers.put(None)
-
-    def __call__(self, command: str, **arguments) -> dict:
-        """
-        Run one command and return its answer; fail the test on an error
-        answer, a timeout or the script's exit.
-        """
-        self.process.stdin.write(json.dumps({"do": command, **arguments}) + "\n")
-        self.process.stdin.flush()
-        try:
-            line = self.answers.get(timeout=COMMAND_TIMEOUT)
-        except queue.Empty:
-            pytest.fail(f"{command}: no answer in {COMMAND_TIMEOUT} s\n{self.log_path.read_text()}")
-        if line is None:
-            self.process.wait(timeout=5)
-            pytest.fail(f"{command}: the browser script exited {self.process.returncode}\n{self.log_path.read_text()}")
-        answer = json.loads(line)
-        assert answer["ok"], f"{command} {arguments}: {answer}"
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"do": "quit"}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+    return ScriptDriver(SCRIPT, [page_url], log_path, COMMAND_TIMEOUT)
 
 
 @pytest.fixture
@@ -107,7 +58,7 @@ def browser(broker, tmp_path):
     Chromium with the built-in page of the module's broker open.
     """
     require_browser()
-    running = Browser(f"http://127.0.0.1:{broker.ws_port}/", tmp_path / "browser.log")
+    running = drive_page(f"http://127.0.0.1:{broker.ws_port}/", tmp_path / "browser.log")
     yield running
     running.close()
 

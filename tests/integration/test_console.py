@@ -5,11 +5,7 @@ connection; and a screenshot, C{docs/images/console.png} with
 C{UPDATE_SCREENSHOT=1}.
 """
 
-import json
 import os
-import queue
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,51 +14,13 @@ from tests.integration.test_auth import admin
 from tests.integration.test_browser import require_browser
 from tests.support.broker import free_port
 from tests.support.clients import subscribe_with_receipt
+from tests.support.driver import ScriptDriver
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "js" / "console.mjs"
 SCREENSHOT = ROOT / "docs" / "images" / "console.png"
-
-
-class Console:
-    def __init__(self, url: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process = subprocess.Popen(
-            ["node", str(SCRIPT), url], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(log_path, "w"), text=True,
-        )
-        self.answers = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.answers.put(line)
-        self.answers.put(None)
-
-    def __call__(self, command: str, **arguments) -> dict:
-        self.process.stdin.write(json.dumps({"do": command, **arguments}) + "\n")
-        self.process.stdin.flush()
-        try:
-            line = self.answers.get(timeout=30)
-        except queue.Empty:
-            pytest.fail(f"{command}: no answer\n{self.log_path.read_text()}")
-        if line is None:
-            pytest.fail(f"{command}: the console script exited\n{self.log_path.read_text()}")
-        answer = json.loads(line)
-        assert answer["ok"], f"{command} {arguments}: {answer}"
-        return answer
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write(json.dumps({"do": "quit"}) + "\n")
-                self.process.stdin.close()
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
 
 
 def test_log_in_watch_a_queue_purge_it_and_close_a_connection(tmp_path, broker_process, clients, unique):
@@ -73,7 +31,7 @@ def test_log_in_watch_a_queue_purge_it_and_close_a_connection(tmp_path, broker_p
     running = broker_process(
         tmp_path, f'[auth]\nusers-file = "{users}"\n[management]\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n'
     )
-    console = Console(f"http://127.0.0.1:{port}/", tmp_path / "console.log")
+    console = ScriptDriver(SCRIPT, [f"http://127.0.0.1:{port}/"], tmp_path / "console.log")
     try:
         console("login", user="ops", password="secret")
         name = unique("/queue/console.")
