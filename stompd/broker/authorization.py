@@ -120,6 +120,12 @@ class Authorization:
                 return rule.access == ALLOW
         return self.default_allows
 
+    def _read_rules(self, user, groups: frozenset, vhost: str):
+        """
+        The rules that decide reads of C{user} in C{vhost}, in order.
+        """
+        return (rule for rule in self.rules if rule.applies(user, groups, vhost, READ))
+
     def may_read_some(self, user, groups: frozenset, vhost: str, pattern: str) -> bool:
         """
         Could the wildcard subscription C{pattern} cover a destination
@@ -129,9 +135,7 @@ class Authorization:
         if self.open:
             return True
         wanted = segments(pattern)
-        for rule in self.rules:
-            if not rule.applies(user, groups, vhost, READ):
-                continue
+        for rule in self._read_rules(user, groups, vhost):
             if rule.access == ALLOW:
                 if any(overlap(p, wanted) for p in rule.destinations):
                     return True
@@ -139,7 +143,6 @@ class Authorization:
                 # Everything it could cover is denied before any allow.
                 return False
         return self.default_allows
-
 
     def may_read_all(self, user, groups: frozenset, vhost: str, pattern: str) -> bool:
         """
@@ -149,9 +152,7 @@ class Authorization:
         if self.open:
             return True
         wanted = segments(pattern)
-        for rule in self.rules:
-            if not rule.applies(user, groups, vhost, READ):
-                continue
+        for rule in self._read_rules(user, groups, vhost):
             if any(covers(p, wanted) for p in rule.destinations):
                 return rule.access == ALLOW
             if any(overlap(p, wanted) for p in rule.destinations):

@@ -427,17 +427,31 @@ return string.format('%.17g', math.min(unpack(times)))
 """
 )
 
+# Removes what waits (ready, in channel lanes, delayed): returns how many.
+_REMOVE_WAITING = r"""
+local function remove_waiting()
+  for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
+    redis.call('DEL', key(base, 'ch:' .. channel))
+  end
+  local removed = 0
+  for _, set in ipairs({'ready', 'delayed'}) do
+    for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do
+      forget(base, id)
+      removed = removed + 1
+    end
+    redis.call('DEL', key(base, set))
+  end
+  return removed
+end
+"""
+
 DELETE = (
     _PRELUDE
+    + _REMOVE_WAITING
     + r"""
-for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
-  redis.call('DEL', key(base, 'ch:' .. channel))
-end
-for _, set in ipairs({'ready', 'delayed'}) do
-  for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do forget(base, id) end
-end
+remove_waiting()
 for _, id in ipairs(redis.call('HKEYS', key(base, 'flight'))) do forget(base, id) end
-for _, part in ipairs({'ready', 'delayed', 'flight', 'leases', 'seq', 'channels'}) do
+for _, part in ipairs({'flight', 'leases', 'seq', 'channels'}) do
   redis.call('DEL', key(base, part))
 end
 return 0
@@ -447,19 +461,9 @@ return 0
 # What waits goes; deliveries in flight (and their leases) stay.
 PURGE = (
     _PRELUDE
+    + _REMOVE_WAITING
     + r"""
-for _, channel in ipairs(redis.call('SMEMBERS', key(base, 'channels'))) do
-  redis.call('DEL', key(base, 'ch:' .. channel))
-end
-local removed = 0
-for _, set in ipairs({'ready', 'delayed'}) do
-  for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do
-    forget(base, id)
-    removed = removed + 1
-  end
-  redis.call('DEL', key(base, set))
-end
-return removed
+return remove_waiting()
 """
 )
 

@@ -9,8 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.test_relay import wait_for_log
-from tests.support.broker import BrokerProcess, free_port
+from tests.support.broker import BrokerProcess, free_port, wait_for_log
 from tests.support.clients import subscribe_with_receipt
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_fanout import fanout_config
-from tests.integration.test_relay import wait_for_log
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, wait_for_log
 from tests.support.netns import veth_pair
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.broker import BrokerProcess
+from tests.support.broker import BrokerProcess, wait_for_log
 from tests.support.clients import subscribe_with_receipt
 
 pytestmark = pytest.mark.integration
@@ -26,13 +26,6 @@ prefixes = ["/topic/ext.", "/queue/ext."]
 heart-beat = [1000, 1000]
 {extra}
 """
-
-
-def wait_for_log(broker: BrokerProcess, text: str, count: int = 1, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while broker.log.count(text) < count:
-        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{broker.log[-3000:]}"
-        time.sleep(0.05)
 
 
 CONNECTED = "up: connected to upstream"

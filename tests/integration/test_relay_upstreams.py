@@ -6,8 +6,8 @@ one of them do.
 
 import pytest
 
-from tests.integration.test_relay import CONNECTED, relay_config, wait_for_log
-from tests.support.broker import BrokerProcess
+from tests.integration.test_relay import CONNECTED, relay_config
+from tests.support.broker import BrokerProcess, wait_for_log
 from tests.support.clients import subscribe_with_receipt
 from tests.support.refbrokers import ReferenceBroker
 

@@ -4,22 +4,15 @@ level are taken without dropping connections; a bad file keeps the old.
 """
 
 import signal
-import time
 
 import pytest
 import stomp
 
 from tests.integration.test_auth import admin
+from tests.support.broker import wait_for_log
 from tests.support.clients import stomp_client
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for_log(broker, text: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in broker.log:
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{broker.log[-2000:]}"
-        time.sleep(0.05)
 
 
 def test_sighup_reloads_users_rules_and_level_and_keeps_connections(tmp_path, broker_process):

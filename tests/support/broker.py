@@ -33,6 +33,16 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15.0) -
     raise RuntimeError(f"broker did not listen on {port}")
 
 
+def wait_for_log(broker: "BrokerProcess", text: str, count: int = 1, timeout: float = 10.0) -> None:
+    """
+    Wait until C{broker}'s log holds C{text} C{count} times.
+    """
+    deadline = time.monotonic() + timeout
+    while broker.log.count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not logged {count} times:\n{broker.log[-3000:]}"
+        time.sleep(0.05)
+
+
 class PortTaken(RuntimeError):
     """
     The broker could not listen on the free port it was given.

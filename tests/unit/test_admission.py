@@ -28,7 +28,8 @@ def refused_with(client) -> str | None:
 
 def test_max_connections_refuses_the_one_over_before_connect_and_counts_closed_ones_out():
     broker = broker_with("max-connections = 2")
-    first, second = open_from(broker, "10.0.0.1"), open_from(broker, "10.0.0.2")
+    # Two open, so that the third is one too many.
+    first, _second = open_from(broker, "10.0.0.1"), open_from(broker, "10.0.0.2")
     third = open_from(broker, "10.0.0.3")
     assert refused_with(third) == "too many connections"
     assert third.closed

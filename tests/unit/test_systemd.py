@@ -69,6 +69,10 @@ def test_a_watchdog_for_another_process_is_not_fed(notify_socket):
 
 
 def test_without_notify_socket_nothing_is_sent():
-    notifier = SystemdNotifier(Clock(), Broker(0), {})
+    clock = Clock()
+    notifier = SystemdNotifier(clock, Broker(0), {"WATCHDOG_USEC": "1000000"})
     notifier.startService()
+    # No socket opened and nothing scheduled: not run by systemd.
+    assert notifier._socket is None
+    assert clock.getDelayedCalls() == []
     notifier.stopService()
