@@ -70,6 +70,19 @@ class IMessageStore(Interface):
         change is made.
         """
 
+    def watch_dead_letters(callback):
+        """
+        Call C{callback(queue, reason, dead_letter_queue, count)} after a
+        call of this broker's took C{count} messages out of C{queue}
+        without an acknowledgement: moved to C{dead_letter_queue}, or
+        dropped when that is C{None} (the policy has no dead-letter queue,
+        or the message expired and C{policy.dead_letter_expired} is off).
+        C{reason} is the one the dead letters carry: C{expired},
+        C{max-deliveries}, or what L{dead_letter} was given. The broker
+        counts them for its metrics; what other nodes sharing the store do
+        is reported to them, not here. Returns nothing.
+        """
+
     def watch_topics(callback):
         """
         Call C{callback(vhost, topic, message)} for every topic message

@@ -101,6 +101,20 @@ class _Ready:
 _SEQUENCE, _MESSAGE, _COUNT, _LEASE_UNTIL, _POLICY, _PREVIOUS_LAST = range(6)
 
 
+class _Moves:
+    """
+    What one store call moved by itself: the dead-letter queues that got
+    messages, and C{(queue, reason, dead-letter queue or None)} of each
+    message taken out without an acknowledgement, for the watchers.
+    """
+
+    __slots__ = ("queues", "dead")
+
+    def __init__(self) -> None:
+        self.queues: set = set()
+        self.dead: list = []
+
+
 class _StoredQueue:
     """
     One queue: messages ready for delivery, in flight, and not visible yet.
@@ -132,6 +146,7 @@ class MemoryStore:
         self._queues: dict[str, _StoredQueue] = {}
         self._sequence = itertools.count()
         self._watchers: list = []
+        self._dead_letter_watchers: list = []
         # durable subscription queue -> (vhost, topic pattern)
         self._bindings: dict[str, tuple[str, str]] = {}
 
@@ -143,6 +158,9 @@ class MemoryStore:
 
     def watch(self, callback) -> None:
         self._watchers.append(callback)
+
+    def watch_dead_letters(self, callback) -> None:
+        self._dead_letter_watchers.append(callback)
 
     def watch_topics(self, callback) -> None:
         # One node: nobody else publishes.
@@ -186,7 +204,7 @@ class MemoryStore:
             self._add(stored, message)
         return succeed(stored.ready.count + len(stored.delayed))
 
-    def _advance(self, stored: _StoredQueue, now: float, moved: set) -> None:
+    def _advance(self, queue: str, stored: _StoredQueue, now: float, moves: _Moves) -> None:
         """
         Apply what time did: leases that ran out come back (or die), and
         delayed messages become ready.
@@ -206,7 +224,7 @@ class MemoryStore:
         # Oldest first at the head of the queue.
         lapsed.sort(key=lambda entry: entry[_SEQUENCE])
         for entry in reversed(lapsed):
-            self._come_back(stored, entry, None, moved)
+            self._come_back(queue, stored, entry, None, moves)
         delayed = stored.delayed
         if delayed and delayed[0][0] <= now:
             front = []
@@ -229,7 +247,7 @@ class MemoryStore:
             return entry
         return None
 
-    def _come_back(self, stored: _StoredQueue, entry: tuple, visible_at, moved: set) -> None:
+    def _come_back(self, queue: str, stored: _StoredQueue, entry: tuple, visible_at, moves: _Moves) -> None:
         """
         A delivery ended without an ACK: the message is ready again (at the
         head, or once C{visible_at} comes), unless it has been delivered as
@@ -237,34 +255,42 @@ class MemoryStore:
         """
         sequence, message, _, _, policy, _ = entry
         if policy.max_deliveries and message.delivery_count >= policy.max_deliveries:
-            self._bury(message, policy, MAX_DELIVERIES, moved)
+            self._bury(queue, message, policy, MAX_DELIVERIES, moves)
         elif visible_at is None:
             stored.ready.push_front([(sequence, message)])
         else:
             heapq.heappush(stored.delayed, (visible_at, sequence, True, message))
 
-    def _bury(self, message, policy, reason: str, moved: set) -> None:
+    def _bury(self, queue: str, message, policy, reason: str, moves: _Moves) -> None:
         """
         Move C{message} to its policy's dead-letter queue, or drop it if
-        there is none. It is already out of its own queue.
+        there is none. It is already out of C{queue}.
         """
         target = policy.dead_letter
+        moves.dead.append((queue, reason, None if target is None else target.key))
         if target is None:
             return
         self._add(self._queue(target.key), dead_letter_of(message, target.destination, reason))
-        moved.add(target.key)
+        moves.queues.add(target.key)
 
-    def _announce(self, moved: set) -> None:
-        for key in moved:
+    def _announce(self, moves: _Moves) -> None:
+        for key in moves.queues:
             for callback in self._watchers:
                 callback(key)
+        if moves.dead:
+            counted: dict = {}
+            for what in moves.dead:
+                counted[what] = counted.get(what, 0) + 1
+            for (queue, reason, target), count in counted.items():
+                for callback in self._dead_letter_watchers:
+                    callback(queue, reason, target, count)
 
     def reserve(self, queue, limit, now, policy):
         stored = self._queues.get(queue)
         if stored is None:
             return succeed([])
-        moved = set()
-        self._advance(stored, now, moved)
+        moves = _Moves()
+        self._advance(queue, stored, now, moves)
         ready = stored.ready
         in_flight = stored.in_flight
         lease_until = None if policy.lease is None else now + policy.lease
@@ -277,10 +303,12 @@ class MemoryStore:
             for sequence, message in entries:
                 if message.expires_at is not None and message.expires_at <= now:
                     if policy.dead_letter_expired:
-                        self._bury(message, policy, EXPIRED, moved)
+                        self._bury(queue, message, policy, EXPIRED, moves)
+                    else:
+                        moves.dead.append((queue, EXPIRED, None))
                     continue
                 if max_deliveries and message.delivery_count >= max_deliveries:
-                    self._bury(message, policy, MAX_DELIVERIES, moved)
+                    self._bury(queue, message, policy, MAX_DELIVERIES, moves)
                     continue
                 previous_last = message.last_delivered_at
                 message.delivery_count += 1
@@ -294,7 +322,7 @@ class MemoryStore:
             if lane is None:
                 lane = stored.leases[policy.lease] = deque()
             lane.extend((lease_until, message.id, message.delivery_count) for message in taken)
-        self._announce(moved)
+        self._announce(moves)
         return succeed(taken)
 
     def _settle(self, queue, deliveries) -> tuple[_StoredQueue | None, list[tuple]]:
@@ -318,10 +346,10 @@ class MemoryStore:
 
     def release(self, queue, deliveries, visible_at):
         stored, settled = self._settle(queue, deliveries)
-        moved = set()
+        moves = _Moves()
         for entry in reversed(settled):
-            self._come_back(stored, entry, visible_at, moved)
-        self._announce(moved)
+            self._come_back(queue, stored, entry, visible_at, moves)
+        self._announce(moves)
         return succeed(len(settled))
 
     def unreserve(self, queue, deliveries):
@@ -340,10 +368,10 @@ class MemoryStore:
 
     def dead_letter(self, queue, deliveries, reason):
         _, settled = self._settle(queue, deliveries)
-        moved = set()
+        moves = _Moves()
         for entry in settled:
-            self._bury(entry[_MESSAGE], entry[_POLICY], reason, moved)
-        self._announce(moved)
+            self._bury(queue, entry[_MESSAGE], entry[_POLICY], reason, moves)
+        self._announce(moves)
         return succeed(len(settled))
 
     def next_visible_at(self, queue):

@@ -265,6 +265,7 @@ class RedisStore:
         self._watchers: list = []
         self._topic_watchers: list = []
         self._binding_watchers: list = []
+        self._dead_letter_watchers: list = []
         self._redis = None
         self._subscriber_factory = None
         self._sentinel = None
@@ -434,6 +435,19 @@ class RedisStore:
             for callback in self._watchers:
                 callback(name)
 
+    def _report(self, queue: str, report) -> None:
+        """
+        Tell the watchers what a script's C{finish()} reported: the
+        dead-letter queues that got messages, and the messages of C{queue}
+        taken out without an acknowledgement.
+        """
+        moved, dead = report
+        self._announce(moved)
+        for n in range(0, len(dead), 3):
+            target = dead[n + 1].decode() or None
+            for callback in self._dead_letter_watchers:
+                callback(queue, dead[n].decode(), target, int(dead[n + 2]))
+
     # Starting and stopping
 
     async def _start(self) -> None:
@@ -529,10 +543,11 @@ class RedisStore:
         """
         holdings = f"{self._prefix}node:{node}:queues".encode()
         for queue in await self._call("smembers", holdings):
-            moved, _ = await self._script(scripts.REAP_NODE, queue.decode(), node.encode())
+            report, _ = await self._script(scripts.REAP_NODE, queue.decode(), node.encode())
             # The messages came back by the store's doing: this node's
             # consumers are told as well as the others'.
-            self._announce([queue, *moved])
+            self._report(queue.decode(), report)
+            self._announce([queue])
         await self._call("delete", holdings)
 
     async def _reap_gone_nodes(self) -> None:
@@ -587,6 +602,9 @@ class RedisStore:
     def watch(self, callback) -> None:
         self._watchers.append(callback)
 
+    def watch_dead_letters(self, callback) -> None:
+        self._dead_letter_watchers.append(callback)
+
     def watch_topics(self, callback) -> None:
         self._topic_watchers.append(callback)
 
@@ -628,16 +646,16 @@ class RedisStore:
 
     def reserve(self, queue, limit, now, policy):
         reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))
-        return reserving.addCallback(self._reserved)
+        return reserving.addCallback(self._reserved, queue)
 
-    def _reserved(self, reply) -> list:
-        moved, taken = reply
-        self._announce(moved)
+    def _reserved(self, reply, queue: str) -> list:
+        report, taken = reply
+        self._report(queue, report)
         return [unpack_message(taken[n], taken[n + 1], taken[n + 2]) for n in range(0, len(taken), 3)]
 
-    def _moved(self, reply) -> int:
-        moved, settled = reply
-        self._announce(moved)
+    def _moved(self, reply, queue: str) -> int:
+        report, settled = reply
+        self._report(queue, report)
         return settled
 
     def ack(self, queue, deliveries):
@@ -649,7 +667,7 @@ class RedisStore:
         if not deliveries:
             return succeed(0)
         when = b"" if visible_at is None else _bytes(float(visible_at))
-        releasing = self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved)
+        releasing = self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved, queue)
         return releasing.addErrback(self._give_back_later, scripts.RELEASE, queue, [when, *_pairs(deliveries)])
 
     def unreserve(self, queue, deliveries):
@@ -684,7 +702,7 @@ class RedisStore:
                 self._owed.append((script, queue, args))
                 continue
             if isinstance(reply, list):
-                self._announce(reply[0])
+                self._report(queue, reply[0])
             self._announce([queue.encode()])
         if self._owed:
             # The shared connection may come back later than pub/sub's.
@@ -698,7 +716,7 @@ class RedisStore:
     def dead_letter(self, queue, deliveries, reason):
         if not deliveries:
             return succeed(0)
-        return self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)).addCallback(self._moved)
+        return self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)).addCallback(self._moved, queue)
 
     def next_visible_at(self, queue):
         return self._script(scripts.NEXT_VISIBLE_AT, queue).addCallback(lambda when: None if when is None else float(when))

@@ -50,6 +50,11 @@ local F_COUNT, F_LEASE, F_NODE, F_AT, F_MAX, F_DLQ, F_DLQ_DEST, F_DLE = 1, 2, 3,
 
 local moved = {}    -- dead-letter queues that got messages: told to this node
 local notify = {}   -- queues that got deliverable messages: told to every node
+local dead = {}     -- reason .. ' ' .. dead-letter queue (or '') -> messages taken out
+local function count_dead(reason, dlq)
+  local what = reason .. ' ' .. (dlq or '')
+  dead[what] = (dead[what] or 0) + 1
+end
 
 local function key(b, part) return b .. ':' .. part end
 local function base_of(name) return prefix .. 'q:{' .. name .. '}' end
@@ -135,6 +140,7 @@ local function bury(b, id, state, dlq, dlq_dest, reason)
   local parts = redis.call('HMGET', message_key(b, id), 'head', 'body')
   local head, body = parts[1], parts[2]
   forget(b, id)
+  count_dead(reason, head and dlq)
   if not dlq or not head then return end
   local message = cmsgpack.unpack(head)
   local flat = {}
@@ -216,12 +222,21 @@ local function keys_of(set)
 end
 
 -- Tell every node (this one skips its own) which queues have work, and
--- return the dead-letter queues this node must be told of itself.
+-- return what this node must be told of itself: the dead-letter queues
+-- that got messages, and the messages taken out without an ACK, as
+-- {reason, dead-letter queue or '', count} triples.
 local function finish()
   for name in pairs(notify) do
     redis.call('PUBLISH', prefix .. 'work', node .. ' ' .. name)
   end
-  return keys_of(moved)
+  local counted = {}
+  for what, count in pairs(dead) do
+    local space = string.find(what, ' ', 1, true)
+    counted[#counted + 1] = string.sub(what, 1, space - 1)
+    counted[#counted + 1] = string.sub(what, space + 1)
+    counted[#counted + 1] = count
+  end
+  return {keys_of(moved), counted}
 end
 """
 
@@ -311,6 +326,7 @@ while #taken < limit do
         bury(base, id, state, dlq, dlq_dest, 'expired')
       else
         forget(base, id)
+        count_dead('expired', false)
       end
     elseif max_deliveries > 0 and state[COUNT] >= max_deliveries then
       bury(base, id, state, dlq, dlq_dest, 'max-deliveries')

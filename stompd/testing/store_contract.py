@@ -208,13 +208,15 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_expired_messages_are_dead_lettered(self, store):
-        moved = []
+        moved, reported = [], []
         store.watch(moved.append)
-        await enqueue_all(store, [message(1, expires_at=10.0), message(2, expires_at=20.0)])
+        store.watch_dead_letters(lambda *report: reported.append(report))
+        await enqueue_all(store, [message(1, expires_at=10.0), message(2, expires_at=20.0), message(3, expires_at=5.0)])
         policy = DeliveryPolicy(dead_letter=DLQ)
         assert await ids(store.reserve(QUEUE, 5, 10.0, policy)) == ["m2"]
         assert moved == [DLQ.key]
-        [dead] = await store.reserve(DLQ.key, 5, 1e9, DEFAULT_POLICY)
+        assert reported == [(QUEUE, "expired", DLQ.key, 2)]
+        dead, _ = await store.reserve(DLQ.key, 5, 1e9, DEFAULT_POLICY)
         assert dead.headers["dead-letter-reason"] == "expired"
         assert dead.headers["original-delivery-count"] == "0"
         assert "first-delivered-at" not in dead.headers
@@ -223,26 +225,31 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_expired_messages_are_dropped_when_asked(self, store):
+        reported = []
+        store.watch_dead_letters(lambda *report: reported.append(report))
         await enqueue_all(store, [message(1, expires_at=10.0), message(2)])
         policy = DeliveryPolicy(dead_letter=DLQ, dead_letter_expired=False)
         assert await ids(store.reserve(QUEUE, 5, 10.0, policy)) == ["m2"]
         assert await store.depth(DLQ.key) == 0
+        assert reported == [(QUEUE, "expired", None, 1)]
 
     # Dead letters
 
     @pytest_twisted.ensureDeferred
     async def test_release_past_max_deliveries_dead_letters(self, store):
-        moved = []
+        moved, reported = [], []
         store.watch(moved.append)
+        store.watch_dead_letters(lambda *report: reported.append(report))
         await store.enqueue(QUEUE, message(1, priority=7, channel="c1"))
         policy = DeliveryPolicy(max_deliveries=2, dead_letter=DLQ)
         [m1] = await store.reserve(QUEUE, 1, 1.0, policy)
         assert await store.release(QUEUE, [delivery(m1)], None) == 1
-        assert moved == []
+        assert moved == reported == []
         [m1] = await store.reserve(QUEUE, 1, 2.5, policy)
         assert await store.release(QUEUE, [delivery(m1)], None) == 1
         # Moved in one step: gone from the queue, in the dead-letter queue.
         assert moved == [DLQ.key]
+        assert reported == [(QUEUE, "max-deliveries", DLQ.key, 1)]
         assert await store.depth(QUEUE) == 0
         assert await store.reserve(QUEUE, 5, 3.0, DEFAULT_POLICY) == []
         assert await store.depth(DLQ.key) == 1
@@ -264,10 +271,13 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_lease_running_out_past_max_deliveries_dead_letters(self, store):
+        reported = []
+        store.watch_dead_letters(lambda *report: reported.append(report))
         await store.enqueue(QUEUE, message(1))
         policy = DeliveryPolicy(lease=5.0, max_deliveries=1, dead_letter=DLQ)
         await store.reserve(QUEUE, 1, 0.0, policy)
         assert await store.reserve(QUEUE, 5, 5.0, policy) == []
+        assert reported == [(QUEUE, "max-deliveries", DLQ.key, 1)]
         [dead] = await store.reserve(DLQ.key, 5, 5.0, DEFAULT_POLICY)
         assert dead.headers["original-message-id"] == "m1"
 
@@ -286,9 +296,12 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_rejected_and_without_dead_letter_queue(self, store):
+        reported = []
+        store.watch_dead_letters(lambda *report: reported.append(report))
         await enqueue_all(store, [message(1), message(2)])
         m1, m2 = await store.reserve(QUEUE, 2, 0.0, DeliveryPolicy(dead_letter=DLQ))
         assert await store.dead_letter(QUEUE, [delivery(m1)], "rejected") == 1
+        assert reported == [(QUEUE, "rejected", DLQ.key, 1)]
         [dead] = await store.reserve(DLQ.key, 5, 0.0, DEFAULT_POLICY)
         assert dead.headers["dead-letter-reason"] == "rejected"
         assert dead.headers["original-delivery-count"] == "1"
@@ -298,7 +311,10 @@ class StoreContract:
         await store.release(QUEUE, [delivery(m3)], None)
         assert await store.depth(QUEUE) == 0
         assert await store.depth(DLQ.key) == 0
+        assert reported[1:] == [(QUEUE, "max-deliveries", None, 1)]
+        # An acknowledgement is not reported.
         assert await store.ack(QUEUE, [delivery(m2)]) == 1
+        assert len(reported) == 2
 
     # Delay and priority
 
