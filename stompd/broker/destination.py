@@ -12,7 +12,7 @@ QUEUE = "queue"
 # A destination a connector serves from another broker.
 REMOTE = "remote"
 
-_TOPIC_PREFIX = "/topic/"
+TOPIC_PREFIX = "/topic/"
 _QUEUE_PREFIX = "/queue/"
 TEMP_QUEUE_PREFIX = "/temp-queue/"
 REPLY_QUEUE_PREFIX = "/reply-queue/"
@@ -83,8 +83,8 @@ def route(destination: str, session_id: str, bare_queues: bool = False) -> Route
         Queue's C{QUEUE_ID} or C{QUEUE_ID/CHANNEL}, to C{/queue/QUEUE_ID}.
     @raise DestinationError: for a name this broker does not route.
     """
-    if destination.startswith(_TOPIC_PREFIX) and len(destination) > len(_TOPIC_PREFIX):
-        return Route(TOPIC, destination[len(_TOPIC_PREFIX) :])
+    if destination.startswith(TOPIC_PREFIX) and len(destination) > len(TOPIC_PREFIX):
+        return Route(TOPIC, destination[len(TOPIC_PREFIX) :])
     if destination.startswith(_QUEUE_PREFIX) and len(destination) > len(_QUEUE_PREFIX):
         return Route(QUEUE, destination)
     if destination.startswith(TEMP_QUEUE_PREFIX) and len(destination) > len(TEMP_QUEUE_PREFIX):

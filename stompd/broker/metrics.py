@@ -6,6 +6,8 @@ the hot paths (a dict lookup and an add), read only when scraped.
 from bisect import bisect_left
 from collections import Counter
 
+from stompd.broker.policy import EXPIRED
+
 
 class SessionCounts:
     """
@@ -38,9 +40,27 @@ class BrokerCounters:
     @ivar bytes_received: by transport.
     @ivar bytes_sent: by transport.
     @ivar messages: by event: C{published}, C{delivered}, C{redelivered},
-        C{acked}, C{nacked}.
+        C{acked}, C{nacked}; and, as the store reported them, C{expired}
+        (dead-lettered or dropped) and C{dead_lettered}.
+    @ivar dead_lettered: messages moved to a dead-letter queue, by reason.
+    @ivar dropped: messages taken out of a queue without an ACK and without
+        a dead-letter queue to go to, by reason.
     @ivar errors: ERROR frames sent, by their C{message}.
     """
+
+    def taken_out(self, reason: str, dead_letter_queue, count: int) -> None:
+        """
+        The store took C{count} messages out of a queue without an ACK:
+        moved to C{dead_letter_queue}, or dropped when that is C{None}
+        (see L{stompd.interfaces.IMessageStore.watch_dead_letters}).
+        """
+        if dead_letter_queue is None:
+            self.dropped[reason] += count
+        else:
+            self.dead_lettered[reason] += count
+            self.messages["dead_lettered"] += count
+        if reason == EXPIRED:
+            self.messages["expired"] += count
 
     def fold(self, kind: str, counts: SessionCounts) -> None:
         """
@@ -64,7 +84,7 @@ class BrokerCounters:
         new object, for reading.
         """
         total = BrokerCounters()
-        for name in ("connections_opened", "connections_closed", "frames_received", "frames_sent", "bytes_received", "bytes_sent", "messages", "errors"):
+        for name in _TOTALS:
             getattr(total, name).update(getattr(self, name))
         for session in sessions:
             self._add(total, session.kind, session.counts)
@@ -78,7 +98,46 @@ class BrokerCounters:
         self.bytes_received: Counter = Counter()
         self.bytes_sent: Counter = Counter()
         self.messages: Counter = Counter()
+        self.dead_lettered: Counter = Counter()
+        self.dropped: Counter = Counter()
         self.errors: Counter = Counter()
+
+
+_TOTALS = tuple(vars(BrokerCounters()))
+
+
+class DestinationCounts:
+    """
+    What one destination did on this node: messages published to it,
+    delivered from it and acknowledged (queues), in plain integers bumped on
+    the hot paths; and their rates per second between the broker's last two
+    samples.
+
+    @ivar rates: C{(published, delivered, acked)} per second.
+    """
+
+    __slots__ = ("published", "delivered", "acked", "rates", "_sampled")
+
+    def __init__(self) -> None:
+        self.published = self.delivered = self.acked = 0
+        self.rates = (0.0, 0.0, 0.0)
+        # (time, (published, delivered, acked)) at the last sample.
+        self._sampled: tuple | None = None
+
+    def sample(self, now: float) -> bool:
+        """
+        Update L{rates} with what happened since the last sample.
+
+        @return: whether anything happened since then.
+        """
+        current = (self.published, self.delivered, self.acked)
+        sampled = self._sampled
+        active = sampled is None or current != sampled[1]
+        if sampled is not None and now > sampled[0]:
+            elapsed = now - sampled[0]
+            self.rates = tuple((count - before) / elapsed for count, before in zip(current, sampled[1]))
+        self._sampled = (now, current)
+        return active
 
 
 # Seconds: the buckets of the storage latency histogram.

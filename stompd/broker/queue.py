@@ -6,6 +6,7 @@ store holding every message until it is acknowledged.
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from stompd.broker.metrics import DestinationCounts
 from stompd.broker.policy import REJECTED
 from stompd.broker.subscription import Delivery
 from stompd.errors import StompError, StorageError
@@ -65,10 +66,8 @@ class Queue:
         self._overflow = overflow
         # Messages waiting, as the store last said.
         self._depth = 0
-        # SENDs to it here, and their rate as the broker last sampled it.
-        self.published = 0
-        self.publish_rate = 0.0
-        self._sampled = (0.0, 0)
+        # What it did here, and its rates as the broker last sampled them.
+        self.counts = DestinationCounts()
         self.auto_delete = auto_delete
         self.consumers: list = []
         self._store = store
@@ -87,15 +86,6 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self.key!r} with {len(self.consumers)} consumers>"
-
-    def sample_rate(self, now: float) -> None:
-        """
-        Update L{publish_rate}: SENDs per second since the last sample.
-        """
-        at, count = self._sampled
-        if now > at and at:
-            self.publish_rate = (self.published - count) / (now - at)
-        self._sampled = (now, self.published)
 
     def depth_seen(self, depth: int) -> None:
         """
@@ -149,6 +139,7 @@ class Queue:
             return succeed(None)
         tokens = [(delivery.message.id, delivery.count) for delivery in deliveries]
         if action == ACK:
+            self.counts.acked += len(tokens)
             settled = self._store.ack(self.key, tokens)
         elif action == RELEASE:
             settled = self._store.release(self.key, tokens, visible_at)
@@ -175,7 +166,7 @@ class Queue:
             bound. C{on_full} is called with the Deferred it waits for, for
             a publisher that reads on while messages are stored.
         """
-        self.published += 1
+        self.counts.published += 1
         overflow = self._overflow
         if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth >= overflow.max_depth:
             # Full when last seen: ask again, since consumers drain it unseen.
@@ -366,6 +357,7 @@ class Queue:
             else:
                 auto_acked.append((message.id, message.delivery_count))
             subscription.target.deliver(subscription, message)
+        self.counts.delivered += index
         if last_served is not None and last_served in self.consumers:
             # The next round starts after the consumer served last.
             self._turn = self.consumers.index(last_served) + 1

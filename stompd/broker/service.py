@@ -83,6 +83,10 @@ class BrokerService(Service):
         store.watch(self._work_arrived)
         store.watch_topics(self._topic_arrived)
         store.watch_bindings(self._binding_changed)
+        store.watch_dead_letters(self._taken_out)
+
+    def _taken_out(self, queue: str, reason: str, dead_letter_queue: str | None, count: int) -> None:
+        self.counters.taken_out(reason, dead_letter_queue, count)
 
     def _work_arrived(self, key: str | None) -> None:
         # Store names are unique across virtual hosts (they carry its prefix).
@@ -114,7 +118,8 @@ class BrokerService(Service):
         now = self.clock.seconds()
         for vhost in self.vhosts.values():
             for queue in vhost.queues.values():
-                queue.sample_rate(now)
+                queue.counts.sample(now)
+            vhost.topics.sample(now)
 
     async def _start(self) -> None:
         self._sampling = LoopingCall(self._sample_rates)

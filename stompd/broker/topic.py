@@ -5,6 +5,7 @@ Topic fan-out: every current subscriber of a matching name gets each message.
 from twisted.internet.defer import succeed
 
 from stompd.broker.destination import compile_pattern, is_pattern
+from stompd.broker.metrics import DestinationCounts
 
 # Client-acknowledged topic deliveries are remembered only so that their ACK
 # is recognised; a subscriber that never acknowledges must not grow memory.
@@ -13,6 +14,11 @@ TOPIC_UNACKED_LIMIT = 10_000
 # Names seen by publishers, cached with the patterns matching them; cleared
 # when it grows past this, so that a publisher inventing names cannot grow it.
 _MATCH_CACHE_LIMIT = 10_000
+
+# Topic names whose counts are kept: names are the publishers' to invent, so
+# past half of this, names idle for a sample interval are forgotten, and at
+# the limit new names are not counted until some are.
+TOPIC_COUNTS_LIMIT = 10_000
 
 
 class TopicIndex:
@@ -47,6 +53,12 @@ class TopicIndex:
             self._patterns = [entry for entry in self._patterns if entry[1] != item]
             self._matches.clear()
 
+    def names(self) -> list:
+        """
+        The exact names things are filed under.
+        """
+        return list(self._exact)
+
     def matching(self, name: str) -> list:
         """
         What is filed under C{name} or a pattern matching it, in the order
@@ -65,11 +77,38 @@ class TopicIndex:
 
 class TopicExchange:
     """
-    The topics of one virtual host: their subscriptions in a L{TopicIndex}.
+    The topics of one virtual host: their subscriptions in a L{TopicIndex},
+    and what was published to each name.
+
+    @ivar counts: topic name -> L{DestinationCounts}, for the names seen
+        lately (see L{TOPIC_COUNTS_LIMIT}).
     """
 
     def __init__(self) -> None:
         self._subscriptions = TopicIndex()
+        self.counts: dict[str, DestinationCounts] = {}
+
+    def subscribers(self, name: str) -> int:
+        """
+        How many subscriptions here a message to C{name} would reach.
+        """
+        return len(self._subscriptions.matching(name))
+
+    def subscribed_names(self) -> list:
+        """
+        The topic names subscribed to here by name (not by pattern).
+        """
+        return self._subscriptions.names()
+
+    def sample(self, now: float) -> None:
+        """
+        Update every topic's rates; past half the limit, forget the names
+        nothing was published to since the last sample.
+        """
+        crowded = len(self.counts) > TOPIC_COUNTS_LIMIT // 2
+        for name, counts in list(self.counts.items()):
+            if not counts.sample(now) and crowded:
+                del self.counts[name]
 
     def add(self, subscription) -> None:
         self._subscriptions.add(subscription.route.key, subscription)
@@ -83,17 +122,24 @@ class TopicExchange:
         subscription.unacked.clear()
         return succeed(None)
 
-    def publish(self, name: str, message) -> int:
+    def publish(self, name: str, message, here: bool = True) -> int:
         """
         Hand C{message} to every subscriber of topic C{name}, in subscription
         order.
 
+        @param here: whether it was published on this node (not another
+            node's, passed on by a shared store), for the counts.
         @return: how many subscribers it went to.
         """
         # A copy: a delivery may close a slow subscriber, which unsubscribes.
         subscribers = self._subscriptions.matching(name)
+        counts = self.counts.get(name)
+        if counts is None and len(self.counts) < TOPIC_COUNTS_LIMIT:
+            counts = self.counts[name] = DestinationCounts()
+        refused = 0
         for subscription in subscribers:
             if subscription.read_check is not None and not subscription.read_check(message.destination):
+                refused += 1
                 continue
             if subscription.acks:
                 unacked = subscription.unacked
@@ -101,6 +147,9 @@ class TopicExchange:
                 if len(unacked) > TOPIC_UNACKED_LIMIT:
                     unacked.popitem(last=False)
             subscription.target.deliver(subscription, message)
+        if counts is not None:
+            counts.published += here
+            counts.delivered += len(subscribers) - refused
         return len(subscribers)
 
     def wake(self) -> None:

@@ -415,7 +415,7 @@ class VirtualHost:
         Another node published C{message} to C{topic}: deliver it to the
         subscribers here.
         """
-        self.topics.publish(topic, message)
+        self.topics.publish(topic, message, here=False)
 
     def delete_queue(self, key: str) -> Deferred:
         """

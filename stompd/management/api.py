@@ -15,6 +15,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from stompd import __version__
+from stompd.broker.destination import TOPIC_PREFIX
+from stompd.broker.metrics import DestinationCounts
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.errors import AuthenticationError, StompError
 from stompd.management.auth import READERS, basic_credentials
@@ -152,13 +154,25 @@ class ApiResource(Resource):
                 found.append(
                     {
                         "vhost": vhost.name,
+                        "kind": "queue",
                         "queue": key,
                         "ready": queue.depth,
                         "unacked": sum(len(subscription.unacked) for subscription in queue.consumers),
                         "consumers": len(queue.consumers),
-                        "published": queue.published,
-                        "published_per_second": round(queue.publish_rate, 3),
+                        **_counted(queue.counts),
                         "path": f"/api/queues/{quote(vhost.name, safe='')}/{quote(key, safe='')}",
+                    }
+                )
+            topics = vhost.topics
+            for name in sorted(set(topics.counts).union(topics.subscribed_names())):
+                counts = topics.counts.get(name)
+                found.append(
+                    {
+                        "vhost": vhost.name,
+                        "kind": "topic",
+                        "topic": TOPIC_PREFIX + name,
+                        "consumers": topics.subscribers(name),
+                        **_counted(DestinationCounts() if counts is None else counts),
                     }
                 )
         return found
@@ -246,6 +260,21 @@ class ApiResource(Resource):
         return {"moved": moved, "left": skipped}
 
 
+def _counted(counts) -> dict:
+    """
+    A destination's counts and their rates over the last sample interval.
+    """
+    published, delivered, acked = counts.rates
+    return {
+        "published": counts.published,
+        "delivered": counts.delivered,
+        "acked": counts.acked,
+        "published_per_second": round(published, 3),
+        "delivered_per_second": round(delivered, 3),
+        "acked_per_second": round(acked, 3),
+    }
+
+
 def _json(request, code: int, body) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json")
@@ -275,7 +304,10 @@ OPENAPI = {
         "/api/overview": {"get": _operation("Version, node id, uptime and totals.")},
         "/api/vhosts": {"get": _operation("Virtual hosts and their queue counts.")},
         "/api/destinations": {
-            "get": _operation("Queues: ready, unacknowledged, consumers, SENDs and their rate over the last 5 s.")
+            "get": _operation(
+                "Queues (kind queue: ready, unacknowledged, consumers) and topics (kind topic: subscribers here); "
+                "for each, messages published, delivered and acknowledged on this node, and their rates over the last 5 s."
+            )
         },
         "/api/connections": {"get": _operation("Client connections: peer, user, transport, version, subscriptions.")},
         "/api/connections/{session}": {

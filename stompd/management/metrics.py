@@ -53,10 +53,20 @@ class BrokerCollector:
             ("redelivered", "Messages delivered again."),
             ("acked", "ACKs."),
             ("nacked", "NACKs."),
+            ("expired", "Queue messages found expired: dead-lettered or dropped."),
         ):
             family = CounterMetricFamily(f"stompd_messages_{event}", documentation)
             family.add_metric([], messages.get(event, 0))
             yield family
+        yield _counter(
+            "stompd_messages_dead_lettered", "Queue messages moved to a dead-letter queue, by reason.", "reason", counters.dead_lettered
+        )
+        yield _counter(
+            "stompd_messages_dropped",
+            "Queue messages taken out without an ACK and with no dead-letter queue to go to, by reason.",
+            "reason",
+            counters.dropped,
+        )
         yield _counter("stompd_errors_sent", "ERROR frames sent, by message.", "message", counters.errors)
         slow = CounterMetricFamily("stompd_slow_consumer_disconnects", "Clients disconnected for not reading.")
         slow.add_metric([], counters.errors.get("slow consumer", 0))

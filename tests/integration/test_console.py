@@ -1,7 +1,7 @@
 """
 The management console in headless Chromium (driven by
-C{tests/js/console.mjs}): log in, watch a queue fill, purge it, close a
-connection; and a screenshot, C{docs/images/console.png} with
+C{tests/js/console.mjs}): log in, watch a queue fill, purge it, see a
+topic, close a connection; and a screenshot, C{docs/images/console.png} with
 C{UPDATE_SCREENSHOT=1}.
 """
 
@@ -52,6 +52,12 @@ def test_log_in_watch_a_queue_purge_it_and_close_a_connection(tmp_path, broker_p
         console("ready", queue=name + ".DLQ", count=1)
         console("move", queue=name + ".DLQ")
         assert worker.collector.wait_for_bodies(2) == ["poison", "poison"]
+        # A topic with a subscriber is listed with it.
+        topic = unique("/topic/console.")
+        subscribe_with_receipt(worker, topic, id="t")
+        producer.send(topic, "tick", headers={"receipt": "t"})
+        producer.collector.wait_for_receipt("t")
+        console("topic", topic=topic, consumers=1)
         session = producer.collector.connected[0].headers["session"]
         console("connection", session=session)
         screenshot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") else tmp_path / "console.png"

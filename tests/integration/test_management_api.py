@@ -84,13 +84,30 @@ def test_purge_spares_what_is_in_flight(managed, clients, unique):
         producer.send(queue, f"m{n}", headers={"receipt": f"r{n}"})
     producer.collector.wait_for_receipt("r3")
     consumer.collector.wait_for_bodies(1)
-    (row,) = [row for row in managed.api.call("GET", "/destinations", MONITOR)[1] if row["queue"] == queue]
-    assert (row["ready"], row["unacked"], row["consumers"]) == (3, 1, 1)
+    (row,) = [row for row in managed.api.call("GET", "/destinations", MONITOR)[1] if row.get("queue") == queue]
+    assert (row["kind"], row["ready"], row["unacked"], row["consumers"]) == ("queue", 3, 1, 1)
+    assert (row["published"], row["delivered"], row["acked"]) == (4, 1, 0)
+    assert {"published_per_second", "delivered_per_second", "acked_per_second"} <= set(row)
     assert managed.api.call("POST", queue_path(queue) + "/purge", MONITOR)[0] == 403
     assert managed.api.call("POST", queue_path(queue) + "/purge", ADMIN) == (200, {"purged": 3})
     # The one in flight settles as usual: NACKed, it is delivered again.
     consumer.nack(consumer.collector.messages[0].headers["ack"])
     assert consumer.collector.wait_for_bodies(2) == ["m0", "m0"]
+
+
+def test_topics_are_listed_with_what_went_through_them(managed, clients, unique):
+    topic = unique("/topic/listed.")
+    listeners = [clients(managed.port) for _ in range(2)]
+    for n, listener in enumerate(listeners):
+        subscribe_with_receipt(listener, topic, id=f"l{n}")
+    producer = clients(managed.port)
+    for n in range(3):
+        producer.send(topic, f"t{n}", headers={"receipt": f"t{n}"})
+    producer.collector.wait_for_receipt("t2")
+    for listener in listeners:
+        listener.collector.wait_for_bodies(3)
+    (row,) = [row for row in managed.api.call("GET", "/destinations", MONITOR)[1] if row.get("topic") == topic]
+    assert (row["kind"], row["consumers"], row["published"], row["delivered"]) == ("topic", 2, 3, 6)
 
 
 def test_close_a_connection_and_delete_a_queue(managed, clients, unique):

@@ -70,6 +70,46 @@ def test_metrics_count_what_clients_did(tmp_path, broker_process, clients):
         running.stop()
 
 
+def test_metrics_count_expired_and_dead_lettered_messages(tmp_path, broker_process, clients):
+    port = free_port()
+    running = broker_process(tmp_path, f'[management]\nlisten = ["tcp:{port}:interface=127.0.0.1"]\n')
+    try:
+        producer = clients(running.port)
+        for n in range(3):
+            producer.send("/queue/perishing", f"p{n}", headers={"ttl": "1", "receipt": f"p{n}"})
+        producer.send("/queue/poisoned", "retried", headers={"receipt": "retried"})
+        producer.send("/queue/poisoned", "refused", headers={"receipt": "refused"})
+        producer.collector.wait_for_receipt("refused")
+        time.sleep(0.05)
+        # Found expired when a consumer comes: dead-lettered to .DLQ.
+        late = clients(running.port)
+        subscribe_with_receipt(late, "/queue/perishing", id="late")
+        worker = clients(running.port)
+        subscribe_with_receipt(worker, "/queue/poisoned", id="w", ack="client-individual", **{"max-deliveries": "1"})
+        worker.collector.wait_for_bodies(2)
+        retried, refused = worker.collector.messages
+        # A NACK asking for a retry past max-deliveries, and one refusing it.
+        worker.nack(retried.headers["ack"], receipt="n1")
+        worker.nack(refused.headers["ack"], requeue="false", receipt="n2")
+        worker.collector.wait_for_receipt("n2")
+        deadline = time.monotonic() + 5
+        while True:
+            samples = scrape(port)
+            dead = {labels: value for (name, labels), value in samples.items() if name == "stompd_messages_dead_lettered_total"}
+            if sum(dead.values()) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert dead == {
+            (("reason", "expired"),): 3,
+            (("reason", "max-deliveries"),): 1,
+            (("reason", "rejected"),): 1,
+        }
+        assert samples[("stompd_messages_expired_total", ())] == 3
+        assert late.collector.messages == []
+    finally:
+        running.stop()
+
+
 def test_metrics_auth_needs_a_monitor(tmp_path, broker_process):
     users = tmp_path / "users"
     for name, groups in (("prom", "monitor"), ("eve", "")):

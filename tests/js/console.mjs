@@ -10,6 +10,7 @@
 //   {"do": "ready", "queue": Q, "count": N}      wait until Q shows N ready
 //   {"do": "purge", "queue": Q}                  click Purge, confirm
 //   {"do": "move", "queue": Q}                   click Move back (a DLQ), confirm
+//   {"do": "topic", "topic": T, "consumers": N}  wait until T shows N subscribers
 //   {"do": "connection", "session": S}           wait until S is listed
 //   {"do": "close", "session": S}                click Close, confirm
 //   {"do": "screenshot", "path": P}
@@ -90,6 +91,16 @@ const commands = {
   },
   async move({ queue }) {
     await row("queue", queue).locator("button.move").click();
+    return {};
+  },
+  async topic({ topic, consumers }) {
+    await page.waitForFunction(
+      ([t, n]) => {
+        const row = document.querySelector(`tr[data-topic="${t}"]`);
+        return row && row.cells[4].textContent === String(n);
+      },
+      [topic, consumers],
+    );
     return {};
   },
   async connection({ session }) {

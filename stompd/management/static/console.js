@@ -62,6 +62,19 @@ function showDestinations(destinations) {
   body.replaceChildren();
   for (const d of destinations) {
     const row = body.insertRow();
+    if (d.kind === "topic") {
+      // Topics keep nothing: what passes through, and who listens.
+      row.dataset.topic = d.topic;
+      cell(row, d.vhost);
+      cell(row, d.topic);
+      cell(row, "");
+      cell(row, "");
+      cell(row, d.consumers, true);
+      cell(row, d.published_per_second, true);
+      cell(row, d.delivered_per_second, true);
+      row.insertCell();
+      continue;
+    }
     row.dataset.queue = d.queue;
     cell(row, d.vhost);
     cell(row, d.queue);
@@ -69,6 +82,7 @@ function showDestinations(destinations) {
     cell(row, d.unacked, true);
     cell(row, d.consumers, true);
     cell(row, d.published_per_second, true);
+    cell(row, d.delivered_per_second, true);
     const actions = row.insertCell();
     const queuePath = d.path.slice("/api".length);
     button(actions, "Purge", () => act(`Purge ${d.queue}? Waiting messages are removed.`, "POST", `${queuePath}/purge`)).className = "purge";

@@ -1,0 +1,107 @@
+"""
+What the broker counts per destination and by dead-letter reason, on a
+fake clock: queue and topic counts, their sampled rates, and the store's
+reports of messages taken out without an acknowledgement.
+"""
+
+from stompd.broker.message import Message
+from stompd.broker.metrics import DestinationCounts
+from stompd.broker.service import RATE_INTERVAL
+from stompd.broker.topic import TOPIC_COUNTS_LIMIT, TopicExchange
+from stompd.testing.harness import FakeClient, make_broker
+
+
+def client(broker) -> FakeClient:
+    connected = FakeClient(broker)
+    connected.connect()
+    return connected
+
+
+def started_broker():
+    broker = make_broker()
+    broker.startService()
+    return broker
+
+
+def test_rates_are_counts_per_second_between_samples():
+    counts = DestinationCounts()
+    assert counts.sample(10.0)
+    assert counts.rates == (0.0, 0.0, 0.0)
+    counts.published += 50
+    counts.delivered += 100
+    counts.acked += 25
+    assert counts.sample(15.0)
+    assert counts.rates == (10.0, 20.0, 5.0)
+    # Nothing happened: the rates fall to zero.
+    assert not counts.sample(20.0)
+    assert counts.rates == (0.0, 0.0, 0.0)
+
+
+def test_queue_counts_sends_deliveries_and_acks():
+    broker = started_broker()
+    consumer = client(broker)
+    consumer.send("SUBSCRIBE", {"destination": "/queue/counted", "id": "c", "ack": "client-individual"})
+    # A new queue's first sample is where its rates start from.
+    broker.clock.advance(RATE_INTERVAL)
+    producer = client(broker)
+    for n in range(10):
+        producer.send("SEND", {"destination": "/queue/counted"}, b"m%d" % n)
+    messages = [frame for frame in consumer.frames() if frame.command == "MESSAGE"]
+    for message in messages[:4]:
+        consumer.send("ACK", {"id": message.headers["ack"]})
+    queue = broker.vhosts["/"].queues["/queue/counted"]
+    assert (queue.counts.published, queue.counts.delivered, queue.counts.acked) == (10, 10, 4)
+    broker.clock.advance(RATE_INTERVAL)
+    assert queue.counts.rates == (10 / RATE_INTERVAL, 10 / RATE_INTERVAL, 4 / RATE_INTERVAL)
+
+
+def test_topic_counts_deliveries_to_each_subscriber_and_publishes_here_only():
+    broker = started_broker()
+    for n in range(3):
+        client(broker).send("SUBSCRIBE", {"destination": "/topic/prices.#" if n else "/topic/prices.eur", "id": "s"})
+    producer = client(broker)
+    for _ in range(4):
+        producer.send("SEND", {"destination": "/topic/prices.eur"}, b"1.08")
+    topics = broker.vhosts["/"].topics
+    # Another node's message reaches the subscribers here: delivered, but
+    # published there, not here.
+    # Topics are filed by name without the /topic/ prefix.
+    broker.vhosts["/"].topic_arrived("prices.eur", topics_message())
+    counts = topics.counts["prices.eur"]
+    assert (counts.published, counts.delivered) == (4, 15)
+    assert topics.subscribers("prices.eur") == 3
+    assert topics.subscribed_names() == ["prices.eur"]
+
+
+def topics_message():
+    return Message("elsewhere-1", "/topic/prices.eur", {"destination": "/topic/prices.eur"}, b"1.09")
+
+
+def test_topic_counts_stay_bounded_when_publishers_invent_names():
+    exchange = TopicExchange()
+    message = topics_message()
+    for n in range(TOPIC_COUNTS_LIMIT + 10):
+        exchange.publish(f"invented.{n}", message)
+    assert len(exchange.counts) == TOPIC_COUNTS_LIMIT
+    exchange.sample(0.0)
+    exchange.publish("invented.1", message)
+    # Crowded: names idle since the last sample are forgotten.
+    exchange.sample(5.0)
+    assert list(exchange.counts) == ["invented.1"]
+
+
+def test_dead_letters_and_expiry_are_counted_by_reason():
+    broker = started_broker()
+    producer = client(broker)
+    producer.send("SEND", {"destination": "/queue/short", "ttl": "1000"}, b"stale")
+    producer.send("SEND", {"destination": "/queue/short", "ttl": "1000"}, b"stale too")
+    broker.clock.advance(2)
+    worker = client(broker)
+    worker.send("SUBSCRIBE", {"destination": "/queue/short", "id": "w", "ack": "client-individual"})
+    producer.send("SEND", {"destination": "/queue/short"}, b"refused")
+    [refused] = [frame for frame in worker.frames() if frame.command == "MESSAGE"]
+    worker.send("NACK", {"id": refused.headers["ack"], "requeue": "false"})
+    counters = broker.counters.totals(broker.sessions)
+    assert counters.dead_lettered == {"expired": 2, "rejected": 1}
+    assert (counters.messages["expired"], counters.messages["dead_lettered"]) == (2, 3)
+    assert counters.dropped == {}
