@@ -16,14 +16,32 @@ class SessionCounts:
     connection goes, or when the metrics are read.
     """
 
-    __slots__ = ("delivered", "redelivered", "published", "acked", "nacked", "received_bytes", "sent_bytes", "frames_in", "frames_out")
+    __slots__ = (
+        "delivered",
+        "redelivered",
+        "published",
+        "acked",
+        "nacked",
+        "received_bytes",
+        "sent_bytes",
+        "message_bytes",
+        "frames_in",
+        "frames_out",
+        "frame_bytes_in",
+        "frame_bytes_out",
+    )
 
     def __init__(self) -> None:
         self.delivered = self.redelivered = self.published = self.acked = self.nacked = 0
-        self.received_bytes = self.sent_bytes = 0
-        # command -> frames (MESSAGE frames out are delivered + redelivered)
+        # Everything read; everything written but MESSAGE frames; MESSAGE
+        # frames written.
+        self.received_bytes = self.sent_bytes = self.message_bytes = 0
+        # command -> frames, and their bytes (MESSAGE frames out are
+        # delivered + redelivered, their bytes message_bytes)
         self.frames_in: dict[str, int] = {}
         self.frames_out: dict[str, int] = {}
+        self.frame_bytes_in: dict[str, int] = {}
+        self.frame_bytes_out: dict[str, int] = {}
 
 
 _MESSAGE_EVENTS = ("delivered", "redelivered", "published", "acked", "nacked")
@@ -37,6 +55,8 @@ class BrokerCounters:
     @ivar connections_closed: by transport.
     @ivar frames_received: by command.
     @ivar frames_sent: by command.
+    @ivar frame_bytes_received: bytes of the frames received, by command.
+    @ivar frame_bytes_sent: bytes of the frames sent, by command.
     @ivar bytes_received: by transport.
     @ivar bytes_sent: by transport.
     @ivar messages: by event: C{published}, C{delivered}, C{redelivered},
@@ -73,10 +93,13 @@ class BrokerCounters:
         for event in _MESSAGE_EVENTS:
             into.messages[event] += getattr(counts, event)
         into.bytes_received[kind] += counts.received_bytes
-        into.bytes_sent[kind] += counts.sent_bytes
+        into.bytes_sent[kind] += counts.sent_bytes + counts.message_bytes
         into.frames_received.update(counts.frames_in)
         into.frames_sent.update(counts.frames_out)
         into.frames_sent["MESSAGE"] += counts.delivered + counts.redelivered
+        into.frame_bytes_received.update(counts.frame_bytes_in)
+        into.frame_bytes_sent.update(counts.frame_bytes_out)
+        into.frame_bytes_sent["MESSAGE"] += counts.message_bytes
 
     def totals(self, sessions) -> "BrokerCounters":
         """
@@ -95,6 +118,8 @@ class BrokerCounters:
         self.connections_closed: Counter = Counter()
         self.frames_received: Counter = Counter()
         self.frames_sent: Counter = Counter()
+        self.frame_bytes_received: Counter = Counter()
+        self.frame_bytes_sent: Counter = Counter()
         self.bytes_received: Counter = Counter()
         self.bytes_sent: Counter = Counter()
         self.messages: Counter = Counter()

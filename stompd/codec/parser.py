@@ -56,10 +56,13 @@ class FrameParser:
     stream cannot be trusted any more: every later call raises the same error.
 
     @ivar limits: the L{Limits} this parser enforces.
+    @ivar frame_size: how many bytes the frame L{next_frame} returned last
+        took on the wire, heart-beats before it excluded (for the metrics).
     """
 
     def __init__(self, limits: Limits = _DEFAULT_LIMITS) -> None:
         self.limits = limits
+        self.frame_size = 0
         self._version = "1.0"
         self._buffer = bytearray()
         # Where the unreturned bytes start. Consumed bytes are only dropped in
@@ -205,6 +208,7 @@ class FrameParser:
             if buffer[body_end]:
                 self._fail_missing_nul(length)
         self._start = body_end + 1
+        self.frame_size = body_end + 1 - start
         return Frame(command, headers, bytes(buffer[body_start:body_end]))
 
     def _fail(self, message: str, detail: str) -> NoReturn:
@@ -288,6 +292,7 @@ class FrameParser:
             )
         self._pending = None
         self._start = body_end + 1
+        self.frame_size = body_end + 1 - start
         return Frame(command, headers, bytes(buffer[body_start:body_end]))
 
     def _check_partial_head(self, start: int, end: int) -> None:

@@ -44,6 +44,10 @@ class BrokerCollector:
         yield _counter("stompd_connections_closed", "Connections gone.", "transport", counters.connections_closed)
         yield _counter("stompd_frames_received", "Frames received, by command.", "command", counters.frames_received)
         yield _counter("stompd_frames_sent", "Frames sent, by command.", "command", counters.frames_sent)
+        yield _counter(
+            "stompd_frames_received_bytes", "Bytes of the frames received, by command.", "command", counters.frame_bytes_received
+        )
+        yield _counter("stompd_frames_sent_bytes", "Bytes of the frames sent, by command.", "command", counters.frame_bytes_sent)
         yield _counter("stompd_received_bytes", "Bytes received from clients.", "transport", counters.bytes_received)
         yield _counter("stompd_sent_bytes", "Bytes sent to clients.", "transport", counters.bytes_sent)
         messages = counters.messages

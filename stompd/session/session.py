@@ -291,9 +291,12 @@ class StompSession:
         handler = _HANDLERS.get(frame.command)
         # Unknown commands are counted under one name: a client must not
         # grow the metrics.
-        frames_in = self.counts.frames_in
+        counts = self.counts
         command = frame.command if handler is not None else "unknown"
+        frames_in = counts.frames_in
         frames_in[command] = frames_in.get(command, 0) + 1
+        frame_bytes = counts.frame_bytes_in
+        frame_bytes[command] = frame_bytes.get(command, 0) + self._parser.frame_size
         self._busy = True
         try:
             if handler is None:
@@ -421,11 +424,17 @@ class StompSession:
     def _send_frame(self, frame: Frame) -> None:
         data = encode_frame(frame, self.version or "1.0")
         counts = self.counts
-        counts.frames_out[frame.command] = counts.frames_out.get(frame.command, 0) + 1
+        command = frame.command
+        counts.frames_out[command] = counts.frames_out.get(command, 0) + 1
+        counts.frame_bytes_out[command] = counts.frame_bytes_out.get(command, 0) + len(data)
         counts.sent_bytes += len(data)
         self._write(data)
         if self._heart_beats is not None:
             self._heart_beats.sent()
+
+    def _beat(self) -> None:
+        self.counts.sent_bytes += 1
+        self._write(b"\n")
 
     def deliver(self, subscription: Subscription, message) -> None:
         """
@@ -440,7 +449,7 @@ class StompSession:
         data = head + message.encoded_tail(version)
         self._write(data)
         counts = self.counts
-        counts.sent_bytes += len(data)
+        counts.message_bytes += len(data)
         if message.delivery_count > 1:
             counts.redelivered += 1
         else:
@@ -675,7 +684,7 @@ class StompSession:
                 self.clock,
                 send_every / 1000.0,
                 expect_every * self.heart_beat_grace / 1000.0,
-                beat=lambda: self._write(b"\n"),
+                beat=self._beat,
                 timed_out=self._heart_beat_timed_out,
             )
         self._connected_at = self.clock.seconds()

@@ -62,6 +62,9 @@ def test_metrics_count_what_clients_did(tmp_path, broker_process, clients):
         assert samples[("stompd_messages_delivered_total", ())] == 5
         assert samples[("stompd_messages_acked_total", ())] == 3
         assert samples[("stompd_frames_received_total", (("command", "SEND"),))] == 6
+        # Each SEND carries at least its destination header and body.
+        assert samples[("stompd_frames_received_bytes_total", (("command", "SEND"),))] > 6 * len("/queue/metered")
+        assert samples[("stompd_frames_sent_bytes_total", (("command", "MESSAGE"),))] > 5 * len("/queue/metered")
         assert samples[("stompd_errors_sent_total", (("message", "unknown destination"),))] == 1
         assert samples[("stompd_connections", (("transport", "tcp"),))] >= 1
         assert samples[("stompd_queue_consumers", (("queue", "/queue/metered"), ("vhost", "/")))] == 1

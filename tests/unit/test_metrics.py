@@ -5,6 +5,7 @@ reports of messages taken out without an acknowledgement.
 """
 
 from stompd.broker.message import Message
+from stompd.codec import Frame, encode_frame
 from stompd.broker.metrics import DestinationCounts
 from stompd.broker.service import RATE_INTERVAL
 from stompd.broker.topic import TOPIC_COUNTS_LIMIT, TopicExchange
@@ -105,3 +106,21 @@ def test_dead_letters_and_expiry_are_counted_by_reason():
     assert counters.dead_lettered == {"expired": 2, "rejected": 1}
     assert (counters.messages["expired"], counters.messages["dead_lettered"]) == (2, 3)
     assert counters.dropped == {}
+
+
+def test_frame_bytes_are_counted_by_command_as_on_the_wire():
+    broker = started_broker()
+    consumer = client(broker)
+    consumer.send("SUBSCRIBE", {"destination": "/queue/weighed", "id": "w", "receipt": "s"})
+    receipt = consumer.received()
+    producer = client(broker)
+    send = encode_frame(Frame("SEND", {"destination": "/queue/weighed"}, b"x" * 100), "1.2")
+    # Heart-beats between frames are the connection's bytes, not a frame's.
+    producer.send_bytes(b"\n\n" + send + b"\n" + send)
+    delivered = consumer.received()
+    counters = broker.counters.totals(broker.sessions)
+    assert counters.frame_bytes_received["SEND"] == 2 * len(send)
+    assert counters.frame_bytes_sent["RECEIPT"] == len(receipt)
+    assert counters.frame_bytes_sent["MESSAGE"] == len(delivered)
+    assert counters.bytes_sent["tcp"] == sum(counters.frame_bytes_sent.values())
+    assert counters.bytes_received["tcp"] == sum(counters.frame_bytes_received.values()) + 3
