@@ -3,14 +3,17 @@ An in-memory harness: a broker on a fake clock and clients whose sessions
 write to Twisted's C{StringTransport}. Fast, deterministic, no sockets.
 """
 
-from twisted.internet.task import Clock
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from zope.interface import implementer
 
 from stompd.auth import UsersAuthenticator
 from stompd.broker.service import BrokerService
 from stompd.codec import Frame, FrameParser, encode_frame
 from stompd.config import Config
+from stompd.interfaces import IConnector
 from stompd.session import StompSession
 from stompd.storage.memory import MemoryStore
 
@@ -96,3 +99,52 @@ class FakeClient:
     @property
     def closed(self) -> bool:
         return self.transport.disconnecting
+
+
+@implementer(IConnector)
+class RecordingConnector:
+    """
+    A connector that records what the broker hands it; what its calls
+    return is set by the test.
+    """
+
+    def __init__(self, name="up", prefixes=("/queue/ext.", "/exchange/"), relays_subscriptions=True) -> None:
+        self.name = name
+        self.prefixes = prefixes
+        self.relays_subscriptions = relays_subscriptions
+        self.calls: list = []
+        self.sent = succeed(None)
+        self.broker = None
+        self.subscriptions: list = []
+
+    def start(self, broker):
+        self.calls.append("start")
+        self.broker = broker
+        return succeed(None)
+
+    def stop(self):
+        self.calls.append("stop")
+        return succeed(None)
+
+    def upstreams_connected(self):
+        return 0
+
+    def backlog(self):
+        return 0
+
+    def send(self, vhost, headers, body, producer):
+        self.calls.append(("send", vhost, headers["destination"], body))
+        return self.sent
+
+    def subscribe(self, subscription):
+        self.subscriptions.append(subscription)
+        self.calls.append(("subscribe", subscription.destination))
+        return succeed(None)
+
+    def unsubscribe(self, subscription):
+        self.calls.append(("unsubscribe", subscription.destination))
+        return succeed(None)
+
+    def settle(self, subscription, upstream_ids, action):
+        self.calls.append(("settle", upstream_ids, action))
+        return succeed(None)

@@ -1,14 +1,15 @@
 """
 Authorization rules: the pattern logic, and every path a frame can take
 (SEND, SUBSCRIBE, wildcards, temp-queues and reply-to, transactions,
-durable subscriptions, STOMP frames) on the in-memory harness.
+durable subscriptions, STOMP frames, destinations connectors own) on the
+in-memory harness.
 """
 
 import pytest
 
 from stompd.broker.authorization import Authorization, covers, matches, overlap, segments
 from stompd.config import parse_config
-from stompd.testing.harness import FakeClient, make_broker
+from stompd.testing.harness import FakeClient, RecordingConnector, make_broker
 
 
 @pytest.mark.parametrize(
@@ -213,3 +214,21 @@ def test_guest_logs_in_only_from_loopback_unless_configured():
     assert connect_from(broker, "::1").command == "CONNECTED"
     opened = make_broker(parse_config("[auth]\nguest-loopback-only = false\n"))
     assert connect_from(opened, "10.1.2.3").command == "CONNECTED"
+
+
+@pytest.mark.parametrize(
+    "command, headers, permission",
+    [
+        ("SEND", {"destination": "/queue/ext.jobs"}, "write"),
+        ("SUBSCRIBE", {"destination": "/queue/ext.jobs", "id": "1"}, "read"),
+    ],
+)
+def test_destinations_a_connector_owns_go_through_the_same_rules(command, headers, permission):
+    connector = RecordingConnector(prefixes=("/queue/ext.",))
+    broker = make_broker(parse_config(RULES), connectors=[connector])
+    broker.startService()
+    refused = client(broker)
+    refused.send(command, {**headers, "receipt": "r"}, b"upstream")
+    assert error_of(refused.frames())["message"] == f"{permission} access to /queue/ext.jobs refused"
+    # Refused here: the upstream never saw it.
+    assert connector.calls == ["start"]

@@ -5,62 +5,12 @@ reach the client, ACKs and NACKs go back, and the facade publishes
 without looping back.
 """
 
-from twisted.internet.defer import Deferred, fail, succeed
-from zope.interface import implementer
+from twisted.internet.defer import Deferred, fail
 from zope.interface.verify import verifyObject
 
 from stompd.errors import StompError
-from stompd.interfaces import IBrokerFacade, IConnector, IRemoteSubscription
-from stompd.testing.harness import FakeClient, make_broker
-
-
-@implementer(IConnector)
-class RecordingConnector:
-    """
-    A connector that records what the broker hands it; what its calls
-    return is set by the test.
-    """
-
-    def __init__(self, name="up", prefixes=("/queue/ext.", "/exchange/"), relays_subscriptions=True) -> None:
-        self.name = name
-        self.prefixes = prefixes
-        self.relays_subscriptions = relays_subscriptions
-        self.calls: list = []
-        self.sent = succeed(None)
-        self.broker = None
-        self.subscriptions: list = []
-
-    def start(self, broker):
-        self.calls.append("start")
-        self.broker = broker
-        return succeed(None)
-
-    def stop(self):
-        self.calls.append("stop")
-        return succeed(None)
-
-    def upstreams_connected(self):
-        return 0
-
-    def backlog(self):
-        return 0
-
-    def send(self, vhost, headers, body, producer):
-        self.calls.append(("send", vhost, headers["destination"], body))
-        return self.sent
-
-    def subscribe(self, subscription):
-        self.subscriptions.append(subscription)
-        self.calls.append(("subscribe", subscription.destination))
-        return succeed(None)
-
-    def unsubscribe(self, subscription):
-        self.calls.append(("unsubscribe", subscription.destination))
-        return succeed(None)
-
-    def settle(self, subscription, upstream_ids, action):
-        self.calls.append(("settle", upstream_ids, action))
-        return succeed(None)
+from stompd.interfaces import IBrokerFacade, IRemoteSubscription
+from stompd.testing.harness import FakeClient, RecordingConnector, make_broker
 
 
 def started(connector):
