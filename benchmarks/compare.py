@@ -6,7 +6,7 @@ Usage::
     python benchmarks/compare.py --broker stompd=127.0.0.1:61613,ws=15674 \\
         --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
         [--scenario all|fanout|wsfanout|fanout-2node|queue|queue-persistent|
-                    queue-visibility|queue-priority|queue-header|latency[,...]]
+                    queue-visibility|queue-priority|queue-header|latency|large|large-fanout[,...]]
     python benchmarks/compare.py --start-stompd --start-stompd-redis \\
         --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
         --scenario queue-persistent,queue
@@ -61,7 +61,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
 SCENARIOS = ("fanout", "wsfanout", "fanout-2node", "queue", "queue-persistent",
-             "queue-visibility", "queue-priority", "queue-header", "latency")
+             "queue-visibility", "queue-priority", "queue-header", "latency", "large", "large-fanout")
 # Scenarios that need the broker's WebSocket port.
 WS_SCENARIOS = ("wsfanout",)
 # Scenarios that need a second node of the broker (its peer port).
@@ -522,6 +522,10 @@ ROWS = [
     ("queue-visibility", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-priority", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-header", "msgs/s end to end", "rate", "{:,.0f}"),
+    ("large", "MB/s delivered", "delivered_mb_s", "{:,.0f}"),
+    ("large", "msgs/s delivered", "delivery_rate", "{:,.0f}"),
+    ("large-fanout", "MB/s delivered (all subs)", "delivered_mb_s", "{:,.0f}"),
+    ("large-fanout", "msgs/s delivered (all subs)", "delivery_rate", "{:,.0f}"),
     ("latency", "achieved send rate msgs/s", "achieved_rate", "{:,.0f}"),
     ("latency", "p50 ms", "latency_ms.p50", "{:.3f}"),
     ("latency", "p90 ms", "latency_ms.p90", "{:.3f}"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """STOMP 1.2 load generator for stompd and reference brokers.
 
-Runs five scenarios against one broker and verifies every message:
+Runs these scenarios against one broker and verifies every message:
 
 ``fanout``
     One producer sends N messages to one topic with ten subscribers.
@@ -23,12 +23,17 @@ Runs five scenarios against one broker and verifies every message:
 ``latency``
     One producer paced at a fixed rate (2,000 msg/s) for a fixed time to a
     topic with one subscriber; reports the latency distribution.
+``large``, ``large-fanout``
+    One producer sends 1 MiB bodies (``--large-bytes``) to a queue with
+    one consumer, or to a topic with ten subscribers; reports MB/s.
+    Bodies are written with ``sendmsg`` and read with ``recv_into`` so
+    that the generator copies them as little as it asks the broker to.
 
 Every producer and consumer runs in its own OS process (``multiprocessing``)
 and speaks STOMP 1.2 over a plain blocking socket (or a WebSocket from the
 minimal client in ``wsclient.py``) with a small frame reader of its own, so
 that the generator is not what limits a broker.  Bodies are
-100 bytes and start with ``<producer>:<sequence>:<monotonic ns>:``;
+100 bytes (the large scenarios aside) and start with ``<producer>:<sequence>:<monotonic ns>:``;
 consumers record every (producer, sequence) pair and a run with lost,
 duplicated or corrupted messages fails loudly and exits non-zero.
 
@@ -1041,6 +1046,227 @@ def scenario_latency(args, run_id):
     }
 
 
+# -- large messages --------------------------------------------------------
+
+# 1 MiB bodies by default (--large-bytes): "<producer:6>:<sequence:10>:<send ns:19>:"
+# then a fixed pattern, every byte of which the consumer checks.
+LARGE_BYTES = 1 << 20
+LARGE_PATTERN = bytes(range(256))
+
+
+def large_pad(body_bytes):
+    """The fixed part of a large body after its BODY_HEAD."""
+    size = body_bytes - BODY_HEAD_SIZE
+    return (LARGE_PATTERN * (size // len(LARGE_PATTERN) + 1))[:size]
+
+
+class FrameReader:
+    """Frames from a socket, each body received straight into one buffer.
+
+    A frame with ``content-length`` (every broker sends one for these
+    bodies) is read with ``recv_into`` up to its end, so a 1 MiB body is
+    copied once, from the kernel; ``split_frames`` would rejoin the unread
+    rest with every read instead.  ``next_frame`` returns ``(command,
+    headers, body_start, body_end)`` into ``buffer``, valid until the next
+    call.
+    """
+
+    def __init__(self, sock, initial=b"", size=4 << 20):
+        self.sock = sock
+        self.buffer = bytearray(max(size, len(initial) * 2))
+        self.view = memoryview(self.buffer)
+        self.buffer[:len(initial)] = initial
+        self.start = 0
+        self.end = len(initial)
+
+    def _room(self, needed):
+        """Make room for a frame of ``needed`` bytes from ``start``."""
+        if self.start + needed <= len(self.buffer):
+            return
+        pending = self.end - self.start
+        if needed > len(self.buffer):
+            bigger = bytearray(needed * 2)
+            bigger[:pending] = self.view[self.start:self.end]
+            self.view.release()
+            self.buffer, self.view = bigger, memoryview(bigger)
+        else:
+            # A copy first: the two ranges may overlap.
+            self.buffer[:pending] = bytes(self.view[self.start:self.end])
+        self.start, self.end = 0, pending
+
+    def _read(self):
+        got = self.sock.recv_into(self.view[self.end:])
+        if not got:
+            raise StompError("broker closed the connection")
+        self.end += got
+
+    def next_frame(self):
+        while True:
+            buffer = self.buffer
+            while self.start < self.end and buffer[self.start] in (10, 13):
+                self.start += 1
+            head_end = buffer.find(b"\n\n", self.start, self.end)
+            if head_end >= 0:
+                break
+            self._room(self.end - self.start + 64 * 1024)
+            self._read()
+        eol = buffer.find(b"\n", self.start)
+        command = bytes(buffer[self.start:eol]).rstrip(b"\r")
+        headers = bytes(buffer[eol:head_end + 1])
+        # From here on, offsets from the frame's start: _room may move it.
+        body_offset = head_end + 2 - self.start
+        length = header_value(headers, b"content-length")
+        if length is None:
+            while (body_end := self.buffer.find(b"\x00", self.start + body_offset, self.end)) < 0:
+                self._room(self.end - self.start + 64 * 1024)
+                self._read()
+        else:
+            frame_size = body_offset + int(length) + 1
+            self._room(frame_size)
+            while self.end - self.start < frame_size:
+                self._read()
+            body_end = self.start + frame_size - 1
+            if self.buffer[body_end] != 0:
+                raise StompError("frame body not NUL-terminated after content-length")
+        body_start = self.start + body_offset
+        self.start = body_end + 1
+        return command, headers, body_start, body_end
+
+
+def large_producer_worker(name, wctx, opts):
+    """Send ``count`` large messages, each written as head, body head and the
+    shared pattern in one ``sendmsg`` (no copy of the body per message);
+    every ``large_receipt_every``-th asks for a receipt, and at most
+    ``max_outstanding`` may be unanswered."""
+    conn = _open(opts)
+    try:
+        producer_id = opts["producer_id"]
+        count = opts["count"]
+        body_bytes = opts["body_bytes"]
+        pad = large_pad(body_bytes)
+        receipt_every = opts["large_receipt_every"]
+        max_outstanding = opts["max_outstanding"]
+        prefix = ("SEND\ndestination:%s\ncontent-length:%d\n" % (opts["destination"], body_bytes)).encode()
+        outstanding = collections.deque()
+        deadline = _wait_start(name, wctx, opts)
+        sock = conn.sock
+        start_ns = time.monotonic_ns()
+        for seq in range(count):
+            if (seq + 1) % receipt_every == 0 or seq == count - 1:
+                rid = b"%d" % seq
+                outstanding.append(rid)
+                head = prefix + b"receipt:" + rid + b"\n\n"
+            else:
+                head = prefix + b"\n"
+            parts = [head, BODY_HEAD % (producer_id, seq, time.monotonic_ns()), pad, b"\x00"]
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            _send_parts(sock, parts)
+            if len(outstanding) > max_outstanding:
+                _drain_receipts(conn, outstanding, max_outstanding, deadline)
+            if wctx.abort.is_set():
+                raise StompError("aborted")
+        _drain_receipts(conn, outstanding, 0, deadline)
+        return {"role": "producer", "producer_id": producer_id, "sent": count,
+                "start_ns": start_ns, "end_ns": time.monotonic_ns()}
+    finally:
+        conn.disconnect()
+
+
+def _send_parts(sock, parts):
+    """``sendall`` of several buffers with ``sendmsg``, without joining them."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        sent = sock.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            views.pop(0)
+        if views and sent:
+            views[0] = views[0][sent:]
+
+
+def large_consumer_worker(name, wctx, opts):
+    """Receive ``expected`` large messages and check every byte of each."""
+    conn = _open(opts)
+    try:
+        conn.subscribe("0", opts["destination"], "auto", [], time.monotonic() + opts["connect_timeout"])
+        deadline = _wait_start(name, wctx, opts)
+        body_bytes = opts["body_bytes"]
+        pad = large_pad(body_bytes)
+        expected = opts["expected"]
+        seen = bytearray(expected)
+        received = duplicates = corrupt = 0
+        first_ns = last_ns = 0
+        incomplete = None
+        if conn.pending:
+            raise StompError("unexpected %r before the run" % conn.pending[0][0])
+        reader = FrameReader(conn.sock, conn.rest, size=2 * body_bytes + (1 << 16))
+        conn.sock.settimeout(opts["idle_timeout"])
+        while received < expected:
+            if time.monotonic() > deadline:
+                incomplete = "duration limit reached"
+                break
+            try:
+                command, headers, start, end = reader.next_frame()
+            except socket.timeout:
+                incomplete = "nothing received for %.1fs" % opts["idle_timeout"]
+                break
+            if command == b"ERROR":
+                raise StompError(error_text(headers, bytes(reader.buffer[start:min(end, start + 300)])))
+            if command != b"MESSAGE":
+                continue
+            buffer = reader.buffer
+            if end - start != body_bytes or not buffer.startswith(pad, start + BODY_HEAD_SIZE):
+                corrupt += 1
+            else:
+                seq = int(buffer[start + 7:start + 17])
+                if seq >= expected:
+                    corrupt += 1
+                elif seen[seq]:
+                    duplicates += 1
+                else:
+                    seen[seq] = 1
+            last_ns = time.monotonic_ns()
+            first_ns = first_ns or last_ns
+            received += 1
+        conn.rest = bytes(reader.buffer[reader.start:reader.end])
+        return {"role": "consumer", "consumer_index": opts["consumer_index"], "received": received,
+                "duplicates": duplicates, "corrupt": corrupt, "reordered": 0, "first_ns": first_ns,
+                "last_ns": last_ns, "incomplete": incomplete, "unique": [len(seen) - seen.count(0)]}
+    finally:
+        conn.disconnect()
+
+
+def scenario_large(args, run_id, subscribers=0):
+    """1 producer of large bodies -> 1 queue consumer (``large``), or -> ``subscribers``
+    topic subscribers (``large-fanout``); reports MB/s delivered."""
+    count = args.messages or args.large_messages
+    scenario = "large-fanout" if subscribers else "large"
+    destination = ("/topic/bench.%s.%s" if subscribers else "/queue/bench.%s.%s") % (scenario, run_id)
+    base = dict(base_opts(args), body_bytes=args.large_bytes, large_receipt_every=args.large_receipt_every,
+                max_outstanding=args.large_max_outstanding)
+    consumers = [
+        ("sub%d" % i, large_consumer_worker, dict(base, consumer_index=i, destination=destination, expected=count))
+        for i in range(subscribers or 1)
+    ]
+    producers = [("pub0", large_producer_worker, dict(base, producer_id=0, destination=destination, count=count))]
+    cons, prods, wall = run_workers(args, consumers, producers)
+    lost, dups, corrupt, reordered, incomplete = verify_consumers(cons, [count])
+    prod = prods[0]
+    delivered = sum(sum(c["unique"]) for c in cons)
+    elapsed = max(max(c["last_ns"] for c in cons) - prod["start_ns"], 1) / NS
+    return {
+        "scenario": scenario, "destination": destination, "producers": 1,
+        "subscribers": len(consumers), "body_bytes": args.large_bytes,
+        "published": prod["sent"], "delivered": delivered,
+        "lost": lost, "duplicates": dups, "corrupt": corrupt, "reordered": reordered,
+        "incomplete": incomplete, "elapsed_s": round(elapsed, 3),
+        "delivery_rate": round(delivered / elapsed, 1),
+        "delivered_mb_s": round(delivered * args.large_bytes / elapsed / 1e6, 1),
+        "wall_s": round(wall, 3),
+        "ok": not (lost or dups or corrupt or incomplete),
+    }
+
+
 SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
              "fanout-2node": scenario_fanout_2node,
              "queue": scenario_queue,
@@ -1048,7 +1274,9 @@ SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
              "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
              "queue-priority": lambda args, run_id: scenario_queue(args, run_id, "queue-priority"),
              "queue-header": lambda args, run_id: scenario_queue(args, run_id, "queue-header"),
-             "latency": scenario_latency}
+             "latency": scenario_latency,
+             "large": scenario_large,
+             "large-fanout": lambda args, run_id: scenario_large(args, run_id, args.subscribers)}
 
 
 # -- reporting -------------------------------------------------------------
@@ -1096,6 +1324,13 @@ def describe(result):
         if lat.get("count"):
             lines.append("  send to receipt ms: p50 {p50:.3f}  p99 {p99:.3f}  max {max:.3f}".format(**lat))
         lines.append("  per consumer: %s" % ", ".join("{:,}".format(n) for n in result["per_consumer"]))
+    elif s in ("large", "large-fanout"):
+        lines.append("%s: 1 producer -> %d %s on %s, %s-byte bodies" % (
+            s, result["subscribers"], "topic subscribers" if s == "large-fanout" else "queue consumer",
+            result["destination"], "{:,}".format(result["body_bytes"])))
+        lines.append("  delivered  {:>10,} msgs in {:7.2f} s = {}, {:,.0f} MB/s".format(
+            result["delivered"], result["elapsed_s"], fmt_rate(result["delivery_rate"]),
+            result["delivered_mb_s"]))
     elif s == "latency":
         lat = result["latency_ms"]
         lines.append("latency: 1 paced producer -> 1 subscriber on %s, target %s for %gs" % (
@@ -1166,6 +1401,14 @@ def parse_args(argv):
     p.add_argument("--queue-messages", type=int, default=40000,
                    help="messages the queue producers send in all (default 40000)")
     p.add_argument("--subscribers", type=int, default=10, help="fanout subscribers (default 10)")
+    p.add_argument("--large-messages", type=int, default=500,
+                   help="messages of the large scenarios (default 500)")
+    p.add_argument("--large-bytes", type=int, default=LARGE_BYTES,
+                   help="body size of the large scenarios (default 1 MiB)")
+    p.add_argument("--large-receipt-every", type=int, default=4,
+                   help="large scenarios: a receipt every this many SENDs (default 4)")
+    p.add_argument("--large-max-outstanding", type=int, default=2,
+                   help="large scenarios: unanswered receipts allowed (default 2)")
     p.add_argument("--producers", type=int, default=4, help="queue producers (default 4)")
     p.add_argument("--consumers", type=int, default=4, help="queue consumers (default 4)")
     p.add_argument("--prefetch", type=int, default=100,

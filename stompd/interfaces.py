@@ -301,6 +301,13 @@ class ISessionTransport(Interface):
         Send bytes to the client.
         """
 
+    def writeSequence(data):
+        """
+        Send the bytes of a sequence of C{bytes} as one piece (one frame:
+        its parts are not joined first, so a large body is not copied
+        into a frame).
+        """
+
     def loseConnection():
         """
         Close after the buffered bytes are sent.

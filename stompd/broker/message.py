@@ -12,6 +12,11 @@ from stompd.codec import escape_header
 DEFAULT_PRIORITY = 4
 MAX_PRIORITY = 9
 
+# Bodies of this many bytes or more are written to clients as a part of
+# their own (see Message.encoded_tail): copying one into a frame costs more
+# than the extra write call.
+LARGE_BODY = 64 * 1024
+
 # The delivery-count (and redelivered) lines of MESSAGE frames for the
 # common counts (0: a topic message, which has none), encoded once.
 _COUNT_LINES = [b""] + [
@@ -181,11 +186,14 @@ class Message:
             return line
         return b"ack:" + escape_header(self.ack_id(), "1.2").encode("utf-8") + b"\n" + lines
 
-    def encoded_tail(self, version: str) -> bytes:
+    def encoded_tail(self, version: str) -> bytes | tuple[bytes, bytes, bytes]:
         """
         The part of a MESSAGE frame shared by every delivery of this message:
         the C{message-id} line, the message's headers, C{content-length}, the
-        blank line, the body and the terminating NUL.
+        blank line, the body and the terminating NUL. One C{bytes}; but for
+        a body of L{LARGE_BODY} bytes or more, the three parts (the lines,
+        the body, the NUL), to be written as a sequence, so that the body is
+        never copied into a frame.
 
         Encoded once per protocol version and cached, because a topic message
         is written to every subscriber.
@@ -198,7 +206,11 @@ class Message:
                     continue
                 lines.append(f"{escape_header(name, version)}:{escape_header(value, version)}")
             lines.append(f"content-length:{len(self.body)}\n\n")
-            tail = "\n".join(lines).encode("utf-8") + self.body + b"\x00"
+            head = "\n".join(lines).encode("utf-8")
+            if len(self.body) >= LARGE_BODY:
+                tail = (head, self.body, b"\x00")
+            else:
+                tail = head + self.body + b"\x00"
             self._encoded[version] = tail
         return tail
 

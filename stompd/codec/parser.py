@@ -42,6 +42,11 @@ _CR = 13
 # A shared default is safe: Limits is frozen.
 _DEFAULT_LIMITS = Limits()
 
+# A content-length body with at least this many bytes still to come is
+# received straight into a buffer of its own size, instead of growing the
+# stream buffer (and copying it as it grows) until the body is all there.
+_BODY_IN_PLACE_FROM = 64 * 1024
+
 
 class FrameParser:
     """
@@ -94,6 +99,15 @@ class FrameParser:
         self._pending: tuple[str, dict[str, str], str, int, int, int | None] | None = None
         # How much of a body without content-length was searched for its NUL.
         self._body_scanned = 0
+        # A large body being received in place: its buffer (of its length,
+        # and a view of it, if content-length gave one), how many bytes of
+        # how many arrived, and the frame's header block (what was before
+        # the body in the stream buffer, which moves on meanwhile).
+        self._body: bytearray | None = None
+        self._body_view: memoryview | None = None
+        self._body_received = 0
+        self._body_length: int | None = 0
+        self._body_head = b""
 
     @property
     def version(self) -> str:
@@ -121,6 +135,10 @@ class FrameParser:
         """
         if self._error is not None:
             raise self._error
+        if self._body is not None:
+            data = self._into_body(data)
+            if not data:
+                return
         buffer = self._buffer
         start = self._start
         if start:
@@ -204,6 +222,8 @@ class FrameParser:
             body_end = body_start + length
             if body_end >= end:
                 self._pending = (command, headers, version, head_end - start, body_offset, length)
+                if body_end - end >= _BODY_IN_PLACE_FROM:
+                    self._receive_body_in_place(start, body_start, end, length)
                 return None
             if buffer[body_end]:
                 self._fail_missing_nul(length)
@@ -243,11 +263,105 @@ class FrameParser:
             )
         return length
 
+    def _receive_body_in_place(self, start: int, body_start: int, end: int, length: int | None) -> None:
+        """
+        The pending frame's body is large and (its C{length} says, or no NUL
+        has come yet) mostly still to come: it goes to a buffer of its own,
+        the rest of it as it comes (L{_into_body}, or straight from the
+        socket into L{body_buffer}).
+        """
+        buffer = self._buffer
+        self._body_head = bytes(buffer[start:body_start])
+        received = end - body_start
+        if length is None:
+            self._body = bytearray(buffer[body_start:end])
+        else:
+            self._body = bytearray(length)
+            self._body_view = memoryview(self._body)
+            self._body_view[:received] = buffer[body_start:end]
+        self._body_received = received
+        self._body_length = length
+        del buffer[:]
+        self._start = 0
+
+    def body_buffer(self) -> memoryview | None:
+        """
+        Where the next bytes of a large content-length body being received
+        go, if one is: a transport may receive into this view, and then say
+        how much it put there with L{body_filled}, instead of calling
+        L{feed}. The bytes after the body (its NUL first) come through
+        L{feed} as usual.
+        """
+        view = self._body_view
+        if view is None or self._error is not None or self._body_received == len(view):
+            return None
+        return view[self._body_received :]
+
+    def body_filled(self, count: int) -> None:
+        """
+        C{count} bytes were received into L{body_buffer}.
+        """
+        self._body_received += count
+
+    def _into_body(self, data: bytes) -> bytes:
+        """
+        Keep C{data} for the body being received in place; return what comes
+        after the body (its NUL first), for the stream buffer.
+        """
+        received = self._body_received
+        if received + len(data) > self.limits.max_buffered:
+            self._fail(
+                "too much unprocessed data",
+                f"more than {self.limits.max_buffered} bytes are waiting to be processed",
+            )
+        rest = b""
+        if self._body_length is None:
+            # The body ends at the first NUL.
+            nul = data.find(b"\x00")
+            if nul >= 0:
+                data, rest = data[:nul], data[nul:]
+                self._body_length = received + nul
+            limits = self.limits
+            max_body = min(limits.max_body_size, limits.max_frame_size - len(self._body_head) - 1)
+            if received + len(data) > max_body:
+                self._fail_no_nul_within(max_body)
+            self._body += data
+        else:
+            missing = self._body_length - received
+            if len(data) > missing:
+                data, rest = data[:missing], data[missing:]
+            self._body_view[received : received + len(data)] = data
+        self._body_received = received + len(data)
+        return rest
+
+    def _finish_body_in_place(self) -> Frame | None:
+        """
+        Complete the pending frame whose body was received in place, once
+        the body and the NUL after it have arrived.
+        """
+        if self._body_received != self._body_length or self._start == len(self._buffer):
+            return None
+        command, headers, version, head_size, body_offset, length = self._pending
+        if self._buffer[self._start]:
+            self._fail_missing_nul(length)
+        if version != self._version:
+            command, headers = self._parse_head(self._body_head, 0, head_size, self._version)
+        # The one copy of the body in the parser: into an immutable bytes.
+        body = bytes(self._body)
+        self._body = self._body_view = None
+        self._body_head = b""
+        self._pending = None
+        self._start += 1
+        self.frame_size = body_offset + len(body) + 1
+        return Frame(command, headers, body)
+
     def _finish_body(self) -> Frame | None:
         """
         Complete the pending frame if its body has arrived.
         """
         assert self._pending is not None
+        if self._body is not None:
+            return self._finish_body_in_place()
         command, headers, version, head_size, body_offset, length = self._pending
         buffer = self._buffer
         start = self._start
@@ -264,18 +378,10 @@ class FrameParser:
             if body_end < 0:
                 scanned = end - body_start
                 if scanned > max_body:
-                    if max_body == limits.max_body_size:
-                        self._fail(
-                            f"body exceeds {limits.max_body_size} bytes",
-                            f"no NUL octet ends the body within {limits.max_body_size} "
-                            "bytes; a larger body is not allowed",
-                        )
-                    self._fail(
-                        "frame too large",
-                        f"no NUL octet ends the frame within {limits.max_frame_size} "
-                        "bytes; a larger frame is not allowed",
-                    )
+                    self._fail_no_nul_within(max_body)
                 self._body_scanned = scanned
+                if scanned >= _BODY_IN_PLACE_FROM:
+                    self._receive_body_in_place(start, body_start, end, None)
                 return None
         else:
             body_end = body_start + length
@@ -418,6 +524,20 @@ class FrameParser:
             "NUL octet in headers",
             "a NUL octet ends a frame, so it cannot appear in the command or "
             "headers; the frame may lack the blank line after its headers",
+        )
+
+    def _fail_no_nul_within(self, max_body: int) -> NoReturn:
+        limits = self.limits
+        if max_body == limits.max_body_size:
+            self._fail(
+                f"body exceeds {limits.max_body_size} bytes",
+                f"no NUL octet ends the body within {limits.max_body_size} "
+                "bytes; a larger body is not allowed",
+            )
+        self._fail(
+            "frame too large",
+            f"no NUL octet ends the frame within {limits.max_frame_size} "
+            "bytes; a larger frame is not allowed",
         )
 
     def _fail_missing_nul(self, length: int) -> NoReturn:

@@ -227,6 +227,7 @@ class StompSession:
         self._gone = False
         self._paused_bytes = 0
         self._write = transport.write
+        self._write_sequence = transport.writeSequence
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
         self._abort_timer = None
         transport.registerProducer(self, True)
@@ -256,6 +257,25 @@ class StompSession:
             self._fail(e)
             return
         self._process()
+
+    def receive_buffer(self) -> memoryview | None:
+        """
+        Where the transport may receive the next bytes straight into, when a
+        large body is arriving (see L{FrameParser.body_buffer}); then it
+        calls L{received_into}, not L{data_received}.
+        """
+        if self._closing:
+            return None
+        return self._parser.body_buffer()
+
+    def received_into(self, count: int) -> None:
+        """
+        The transport received C{count} bytes into L{receive_buffer}.
+        """
+        self.counts.received_bytes += count
+        if self._heart_beats is not None:
+            self._heart_beats.received()
+        self._parser.body_filled(count)
 
     def _process(self) -> None:
         if self._looping:
@@ -446,10 +466,17 @@ class StompSession:
         head = subscription.frame_prefix + message.delivery_lines(version == "1.2" and subscription.acks)
         if message.expires_at is not None or message.visible_at is not None:
             head += _deadline_lines(message)
-        data = head + message.encoded_tail(version)
-        self._write(data)
+        tail = message.encoded_tail(version)
         counts = self.counts
-        counts.message_bytes += len(data)
+        if tail.__class__ is bytes:
+            data = head + tail
+            self._write(data)
+            size = len(data)
+        else:
+            # A large body: written as it is, not copied into a frame.
+            self._write_sequence((head, *tail))
+            size = len(head) + len(tail[0]) + len(tail[1]) + 1
+        counts.message_bytes += size
         if message.delivery_count > 1:
             counts.redelivered += 1
         else:
@@ -457,7 +484,7 @@ class StompSession:
         if self._heart_beats is not None:
             self._heart_beats.sent()
         if not self.writable:
-            self._paused_bytes += len(data)
+            self._paused_bytes += size
             if self._paused_bytes > self.config.limits.max_buffered:
                 self.log.warn("Disconnecting slow consumer {session}", session=self.session_id)
                 self._fail(

@@ -2,10 +2,75 @@
 STOMP over TCP (and TLS): a Twisted protocol that hands bytes to a session.
 """
 
+import os
+from errno import ENOBUFS, EWOULDBLOCK
+
+from twisted.internet import main, tcp
 from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
+from twisted.python.util import untilConcludes
 
 from stompd.session import StompSession
+
+# Buffered writes of at least this many bytes go out in one gathering
+# sendmsg() instead of being joined first.
+GATHER_FROM = 64 * 1024
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+
+
+class LargeBodyServer(tcp.Server):
+    """
+    A TCP server transport that copies large message bodies no more than
+    the kernel does.
+
+    Twisted's transport joins every buffered write into one C{bytes} before
+    sending: for a large body, a copy per delivery. Here, when much is
+    buffered, the buffers go to the kernel as they are, in one gathering
+    C{sendmsg}; below L{GATHER_FROM} bytes, or for a single buffer,
+    Twisted's own way is kept (joining a few small frames costs less than a
+    gather). And while a large body arrives, it is received straight into
+    its buffer (L{StompSession.receive_buffer}) rather than in 64 KiB reads
+    copied there.
+    """
+
+    def doRead(self):
+        into = self.protocol.receive_buffer()
+        if into is None:
+            return super().doRead()
+        try:
+            count = untilConcludes(self.socket.recv_into, into)
+        except OSError as e:
+            if e.args[0] == EWOULDBLOCK:
+                return None
+            return main.CONNECTION_LOST
+        if not count:
+            return main.CONNECTION_DONE
+        self.protocol.received_into(count)
+        return None
+
+    def doWrite(self):
+        pending = self._tempDataBuffer
+        if self.offset < len(self.dataBuffer) or len(pending) < 2 or self._tempDataLen < GATHER_FROM:
+            return super().doWrite()
+        try:
+            sent = untilConcludes(self.socket.sendmsg, pending[:_IOV_MAX])
+        except OSError as e:
+            if e.args[0] in (EWOULDBLOCK, ENOBUFS):
+                return None
+            return main.CONNECTION_LOST
+        self._tempDataLen -= sent
+        done = 0
+        while done < len(pending) and sent >= len(pending[done]):
+            sent -= len(pending[done])
+            done += 1
+        del pending[:done]
+        if sent:
+            pending[0] = memoryview(pending[0])[sent:]
+        if pending:
+            return None
+        # All sent: Twisted's doWrite, with nothing left, stops writing,
+        # resumes a paused producer and completes a pending close.
+        return super().doWrite()
 
 
 class StompProtocol(Protocol):
@@ -21,11 +86,24 @@ class StompProtocol(Protocol):
         # algorithm meets the peer's delayed ACK and a frame can wait 40 ms.
         if ITCPTransport.providedBy(self.transport):
             self.transport.setTcpNoDelay(True)
+        if type(self.transport) is tcp.Server:
+            # Listening ports make plain servers, whatever the endpoint; the
+            # subclass only changes how buffered writes are sent.
+            self.transport.__class__ = LargeBodyServer
         factory = self.factory
         self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
 
     def dataReceived(self, data: bytes) -> None:
         self.session.data_received(data)
+
+    def receive_buffer(self) -> memoryview | None:
+        """
+        See L{StompSession.receive_buffer}; L{LargeBodyServer} asks.
+        """
+        return self.session.receive_buffer()
+
+    def received_into(self, count: int) -> None:
+        self.session.received_into(count)
 
     def connectionLost(self, reason) -> None:
         if self.session is not None:

@@ -110,6 +110,10 @@ class WebSocketPipe:
         else:
             protocol.sendMessage(data, isBinary=False)
 
+    def writeSequence(self, data) -> None:
+        # A WebSocket message is one buffer: joined here, once.
+        self.write(b"".join(data))
+
     def loseConnection(self) -> None:
         self._protocol.sendClose(code=1000)
 

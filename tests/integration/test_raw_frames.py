@@ -316,3 +316,34 @@ def test_too_many_transactions(raw, expect_error, small_broker):
     client.send_frame("BEGIN", {"transaction": "t3"})
     expect_error(client, "too many transactions")
     assert_small_broker_serves(raw, small_broker)
+
+
+def test_large_bodies_back_to_back_arrive_exact(raw):
+    """
+    Large bodies, with content-length and without, written in one go
+    with small frames between them: each arrives whole and in order, to
+    every subscriber.
+    """
+    first, topic = subscribed(raw)
+    second = raw()
+    second.connect("1.2")
+    second.send_frame("SUBSCRIBE", {"id": "0", "destination": topic, "receipt": "sub"})
+    assert second.read_frame().command == "RECEIPT"
+    sized = bytes(range(256)) * 6000 + b"\x00tail"
+    text = b"no NUL in here " * 20000
+    producer = raw()
+    producer.connect("1.2")
+    stream = b"".join(
+        [
+            b"SEND\ndestination:%s\ncontent-length:%d\n\n%s\x00" % (topic.encode(), len(sized), sized),
+            b"SEND\ndestination:%s\n\nsmall\x00\n" % topic.encode(),
+            b"SEND\ndestination:%s\n\n%s\x00" % (topic.encode(), text),
+            b"SEND\ndestination:%s\ncontent-length:%d\nreceipt:r\n\n%s\x00" % (topic.encode(), len(sized), sized[::-1]),
+        ]
+    )
+    producer.send(stream)
+    receipt = producer.read_frame(10)
+    assert (receipt.command, receipt.headers["receipt-id"]) == ("RECEIPT", "r")
+    for subscriber in (first, second):
+        bodies = [frame.body for frame in read_messages(subscriber, 4, timeout=10)]
+        assert bodies == [sized, b"small", text, sized[::-1]]

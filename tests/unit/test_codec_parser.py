@@ -98,6 +98,85 @@ class TestFrames:
         assert parse(b"send\n\n\x00") == [Frame("send")]
 
 
+# A frame whose body is large enough to be received into place, between two
+# small ones.
+LARGE_BODY = bytes(range(256)) * 1200 + b"\x00end"
+LARGE_STREAM = (
+    b"SEND\ndestination:/queue/a\n\nbefore\x00\n"
+    + b"SEND\ndestination:/queue/a\ncontent-length:%d\n\n" % len(LARGE_BODY)
+    + LARGE_BODY
+    + b"\x00\r\nSEND\ndestination:/queue/a\n\nafter\x00"
+)
+LARGE_FRAMES = [
+    Frame("SEND", {"destination": "/queue/a"}, b"before"),
+    Frame("SEND", {"destination": "/queue/a", "content-length": str(len(LARGE_BODY))}, LARGE_BODY),
+    Frame("SEND", {"destination": "/queue/a"}, b"after"),
+]
+
+
+class TestLargeBodies:
+    """
+    A content-length body still largely to come is received into a buffer
+    of its own: the same frames, whatever the splits.
+    """
+
+    @pytest.mark.parametrize("chunk", [1000, 4096, 65536, 65537, 300_000])
+    def test_in_chunks(self, chunk):
+        parser = FrameParser()
+        frames = []
+        for index in range(0, len(LARGE_STREAM), chunk):
+            parser.feed(LARGE_STREAM[index : index + chunk])
+            frames += drain(parser)
+        assert frames == LARGE_FRAMES
+
+    def test_split_around_the_end_of_the_body(self):
+        body_end = LARGE_STREAM.index(b"\x00end") + 4
+        for split in range(body_end - 3, body_end + 4):
+            parser = FrameParser()
+            parser.feed(LARGE_STREAM[:100])
+            frames = drain(parser)
+            parser.feed(LARGE_STREAM[100:split])
+            frames += drain(parser)
+            parser.feed(LARGE_STREAM[split:])
+            frames += drain(parser)
+            assert frames == LARGE_FRAMES, split
+
+    def test_each_frame_reports_its_size(self):
+        parser = FrameParser()
+        parser.feed(LARGE_STREAM[:5000])
+        assert parser.next_frame() == LARGE_FRAMES[0]
+        assert parser.next_frame() is None
+        parser.feed(LARGE_STREAM[5000:])
+        assert parser.next_frame() == LARGE_FRAMES[1]
+        assert parser.frame_size == LARGE_STREAM.index(b"\x00\r\nSEND") + 1 - LARGE_STREAM.index(b"SEND\ndestination:/queue/a\ncontent")
+
+    def test_headers_follow_a_version_change_while_the_body_comes(self):
+        frame = b"SEND\ndestination:/queue/a\\cb\ncontent-length:100000\n\n" + b"x" * 100000 + b"\x00"
+        parser = FrameParser()
+        parser.feed(frame[:1000])
+        assert parser.next_frame() is None
+        parser.version = "1.2"
+        parser.feed(frame[1000:])
+        assert parser.next_frame().headers["destination"] == "/queue/a:b"
+
+    def test_a_missing_nul_after_the_body_is_an_error(self):
+        frame = b"SEND\ncontent-length:100000\n\n" + b"x" * 100001
+        parser = FrameParser()
+        parser.feed(frame[:1000])
+        parser.next_frame()
+        parser.feed(frame[1000:])
+        with pytest.raises(FrameError):
+            parser.next_frame()
+
+    def test_what_waits_is_still_bounded(self):
+        parser = FrameParser(Limits(max_buffered=200_000, max_body_size=500_000, max_frame_size=600_000))
+        parser.feed(b"SEND\ncontent-length:400000\n\n" + b"x" * 1000)
+        assert parser.next_frame() is None
+        parser.feed(b"x" * 150_000)
+        with pytest.raises(FrameError):
+            parser.feed(b"x" * 100_000)
+
+
 class TestFragmentation:
     def test_every_split_point(self):
         for split in range(len(STREAM) + 1):

@@ -2,11 +2,14 @@
 The session on an in-memory transport and a fake clock.
 """
 
+import pytest
 from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
 
+from stompd.broker.message import LARGE_BODY
 from stompd.config import Config, HeartBeatConfig
 from stompd.storage.memory import MemoryStore
-from stompd.testing.harness import FakeClient, make_broker
+from stompd.testing.harness import LOCAL_PEER, FakeClient, make_broker
 
 
 def subscribed(broker, destination, ack="auto", **headers):
@@ -320,3 +323,47 @@ def test_unconfirmed_sends_are_bounded():
     assert client.transport.producerState == "paused"
     store.answer()
     assert len(store.pending) == MAX_UNCONFIRMED
+
+
+class SequenceTransport(StringTransport):
+    """
+    A transport that records each write and each sequence written.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(data)
+        super().write(data)
+
+    def writeSequence(self, data):
+        self.writes.append(tuple(data))
+        super().writeSequence(data)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1", "1.2"])
+def test_a_large_body_is_written_as_it_is_to_every_subscriber(version):
+    broker = make_broker()
+    body = bytes(range(256)) * (LARGE_BODY // 256 + 1)
+    subscribers = []
+    for n in range(2):
+        subscriber = FakeClient(broker, version, SequenceTransport(peerAddress=LOCAL_PEER))
+        subscriber.connect()
+        subscriber.send("SUBSCRIBE", {"destination": "/topic/large", "id": f"s{n}", "ack": "client"})
+        subscriber.transport.writes.clear()
+        subscribers.append(subscriber)
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send("SEND", {"destination": "/topic/large", "content-length": str(len(body))}, body)
+    written_bodies = []
+    for subscriber in subscribers:
+        [frame] = subscriber.frames()
+        assert (frame.command, frame.body) == ("MESSAGE", body)
+        # One sequence of parts, the body one of them.
+        [(head, lines, written_body, end)] = subscriber.transport.writes
+        assert (written_body, end) == (body, b"\x00")
+        written_bodies.append(written_body)
+    # The same bytes object for every subscriber: never copied per delivery.
+    assert written_bodies[0] is written_bodies[1]

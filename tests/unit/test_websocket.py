@@ -76,6 +76,12 @@ def test_pipe_sends_text_unless_not_utf8():
     assert [binary for _, binary in protocol.sent] == [False, False, True]
 
 
+def test_a_sequence_is_one_message():
+    protocol = FakeProtocol()
+    WebSocketPipe(protocol).writeSequence([b"MESSAGE\ncontent-length:3\n\n", b"big", b"\x00"])
+    assert protocol.sent == [(b"MESSAGE\ncontent-length:3\n\nbig\x00", False)]
+
+
 def test_pipe_takes_over_from_the_http_channel():
     protocol = FakeProtocol()
     channel, session = object(), object()
