@@ -294,6 +294,13 @@ class ISessionTransport(Interface):
     What a STOMP session needs from the connection carrying it: a byte pipe
     with flow control both ways. A TCP transport provides it as it is; the
     WebSocket transport adapts Autobahn to it.
+
+    A transport may also have C{buffered_bytes()}, the number of bytes
+    written and not yet handed to the kernel: then a client is a slow
+    consumer when that passes C{[limits] max-buffered}; without it, when
+    what was written since the transport last asked the session to pause
+    does, which a client that reads on but never quite catches up with a
+    stream of large messages also reaches.
     """
 
     def write(data):

@@ -225,6 +225,9 @@ class StompSession:
         self._reading_paused = False
         self._closing = False
         self._gone = False
+        # What waits in the transport to be sent, if it can tell (see
+        # ISessionTransport); else what was written during this pause.
+        self._buffered_bytes = getattr(transport, "buffered_bytes", None)
         self._paused_bytes = 0
         self._write = transport.write
         self._write_sequence = transport.writeSequence
@@ -485,7 +488,8 @@ class StompSession:
             self._heart_beats.sent()
         if not self.writable:
             self._paused_bytes += size
-            if self._paused_bytes > self.config.limits.max_buffered:
+            waiting = self._paused_bytes if self._buffered_bytes is None else self._buffered_bytes()
+            if waiting > self.config.limits.max_buffered:
                 self.log.warn("Disconnecting slow consumer {session}", session=self.session_id)
                 self._fail(
                     StompError(

@@ -33,6 +33,12 @@ class LargeBodyServer(tcp.Server):
     copied there.
     """
 
+    def buffered_bytes(self) -> int:
+        """
+        Bytes written and not yet sent (see L{ISessionTransport}).
+        """
+        return len(self.dataBuffer) - self.offset + self._tempDataLen
+
     def doRead(self):
         into = self.protocol.receive_buffer()
         if into is None:

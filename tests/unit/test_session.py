@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
 from stompd.broker.message import LARGE_BODY
-from stompd.config import Config, HeartBeatConfig
+from stompd.config import Config, HeartBeatConfig, parse_config
 from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import LOCAL_PEER, FakeClient, make_broker
 
@@ -367,3 +367,36 @@ def test_a_large_body_is_written_as_it_is_to_every_subscriber(version):
         written_bodies.append(written_body)
     # The same bytes object for every subscriber: never copied per delivery.
     assert written_bodies[0] is written_bodies[1]
+
+
+class CountingTransport(StringTransport):
+    """
+    A transport that says how many bytes wait in it: what the test sets.
+    """
+
+    waiting = 0
+
+    def buffered_bytes(self):
+        return self.waiting
+
+
+def test_a_slow_consumer_is_judged_by_what_waits_in_its_transport():
+    broker = make_broker(parse_config("[limits]\nmax-buffered = 100000\n"))
+    subscriber = FakeClient(broker, transport=CountingTransport(peerAddress=LOCAL_PEER))
+    subscriber.connect()
+    subscriber.send("SUBSCRIBE", {"destination": "/topic/stream", "id": "s"})
+    producer = FakeClient(broker)
+    producer.connect()
+    subscriber.session.pauseProducing()
+    # A client that reads on but whose buffer never empties between
+    # messages: more than max-buffered written while paused, little waiting.
+    subscriber.transport.waiting = 20000
+    for _ in range(10):
+        producer.send("SEND", {"destination": "/topic/stream"}, b"x" * 20000)
+        subscriber.received()
+    assert not subscriber.closed
+    # Then it stops reading.
+    subscriber.transport.waiting = 100001
+    producer.send("SEND", {"destination": "/topic/stream"}, b"x" * 20000)
+    assert subscriber.closed
+    assert [f.headers["message"] for f in subscriber.frames() if f.command == "ERROR"] == ["slow consumer"]
