@@ -2,7 +2,6 @@
 STOMP over TCP (and TLS): a Twisted protocol that hands bytes to a session.
 """
 
-import os
 from errno import ENOBUFS, EWOULDBLOCK
 
 from twisted.internet import main, tcp
@@ -12,10 +11,12 @@ from twisted.python.util import untilConcludes
 
 from stompd.session import StompSession
 
-# Buffered writes of at least this many bytes go out in one gathering
-# sendmsg() instead of being joined first.
+# Buffered writes of at least this many bytes in all, in at most this many
+# parts (large bodies among them, then), go out in one gathering sendmsg()
+# instead of being joined first. Many small frames are joined: that costs
+# less than a gather and the bookkeeping of its parts.
 GATHER_FROM = 64 * 1024
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 16
+GATHER_PARTS = 64
 
 
 class LargeBodyServer(tcp.Server):
@@ -25,10 +26,9 @@ class LargeBodyServer(tcp.Server):
 
     Twisted's transport joins every buffered write into one C{bytes} before
     sending: for a large body, a copy per delivery. Here, when much is
-    buffered, the buffers go to the kernel as they are, in one gathering
-    C{sendmsg}; below L{GATHER_FROM} bytes, or for a single buffer,
-    Twisted's own way is kept (joining a few small frames costs less than a
-    gather). And while a large body arrives, it is received straight into
+    buffered in few parts, the buffers go to the kernel as they are, in one
+    gathering C{sendmsg}; otherwise (small frames, or a single buffer)
+    Twisted's own way is kept. And while a large body arrives, it is received straight into
     its buffer (L{StompSession.receive_buffer}) rather than in 64 KiB reads
     copied there.
     """
@@ -56,10 +56,14 @@ class LargeBodyServer(tcp.Server):
 
     def doWrite(self):
         pending = self._tempDataBuffer
-        if self.offset < len(self.dataBuffer) or len(pending) < 2 or self._tempDataLen < GATHER_FROM:
+        if (
+            self.offset < len(self.dataBuffer)
+            or not 2 <= len(pending) <= GATHER_PARTS
+            or self._tempDataLen < GATHER_FROM
+        ):
             return super().doWrite()
         try:
-            sent = untilConcludes(self.socket.sendmsg, pending[:_IOV_MAX])
+            sent = untilConcludes(self.socket.sendmsg, pending)
         except OSError as e:
             if e.args[0] in (EWOULDBLOCK, ENOBUFS):
                 return None
