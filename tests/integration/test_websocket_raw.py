@@ -255,6 +255,30 @@ def test_body_that_is_not_utf8_arrives_byte_exact_as_binary(raw_ws, raw, broker)
     assert [f.body for f in read_messages(tcp_subscriber, 2)] == [body, utf8]
 
 
+@pytest.mark.parametrize("size", [10, 125, 126, 65535, 65536, 300_000])
+def test_every_frame_length_arrives_whole_in_one_message(raw_ws, size):
+    """
+    Frames of every payload length encoding (7, 16 and 64 bits), bodies
+    large enough to be written as parts among them, text and binary.
+    """
+    topic = topic_name()
+    subscriber = connected(raw_ws)
+    ws_subscribe(subscriber, topic)
+    publisher = connected(raw_ws)
+    text = (b"abc\xc3\xa9" * size)[:size]
+    if text[-1:] == b"\xc3":
+        text = text[:-1] + b"x"
+    binary = (bytes(range(256)) * (size // 256 + 1))[:size]
+    for body in (text, binary):
+        publisher.binary = True
+        publisher.send_frame("SEND", {"destination": topic, "content-length": str(len(body))}, body)
+    frames = read_messages(subscriber, 2, timeout=10)
+    assert [f.body for f in frames] == [text, binary]
+    # One WebSocket message per frame: text for UTF-8, binary for the rest.
+    opcodes = [opcode for opcode, _ in subscriber.messages[-2:]]
+    assert opcodes == [TEXT, BINARY if b"\x80" in binary else TEXT]
+
+
 # Misuse
 
 

@@ -4,11 +4,12 @@ and the pipe a session writes to.
 """
 
 import pytest
+from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from zope.interface.verify import verifyObject
 
 from stompd.interfaces import ISessionTransport
-from stompd.transport.websocket import WebSocketPipe, choose_subprotocol, origin_matcher
+from stompd.transport.websocket import WebSocketPipe, choose_subprotocol, frame_header, origin_matcher
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,15 @@ class FakeTransport:
 
 
 class FakeProtocol:
+    """
+    Autobahn's protocol as the pipe sees it: closing, so that the pipe
+    leaves messages to Autobahn's sendMessage.
+    """
+
+    state = WebSocketProtocol.STATE_CLOSING
+    _perMessageCompress = None
+    autoFragmentSize = 0
+
     def __init__(self):
         self.transport = FakeTransport()
         self.sent = []
@@ -80,6 +90,14 @@ def test_a_sequence_is_one_message():
     protocol = FakeProtocol()
     WebSocketPipe(protocol).writeSequence([b"MESSAGE\ncontent-length:3\n\n", b"big", b"\x00"])
     assert protocol.sent == [(b"MESSAGE\ncontent-length:3\n\nbig\x00", False)]
+
+
+def test_frame_headers_for_each_length_encoding():
+    assert frame_header(1, 5) == b"\x81\x05"
+    assert frame_header(2, 125) == b"\x82\x7d"
+    assert frame_header(1, 126) == b"\x81\x7e\x00\x7e"
+    assert frame_header(1, 65535) == b"\x81\x7e\xff\xff"
+    assert frame_header(2, 65536) == b"\x82\x7f" + (65536).to_bytes(8, "big")
 
 
 def test_pipe_takes_over_from_the_http_channel():
