@@ -34,6 +34,8 @@ _SCHEME = "pbkdf2-sha256"
 _TOKEN_SCHEME = "token-sha256"
 _ITERATIONS = 200_000
 GUEST = "guest"
+# One empty set for every user without groups (each frozenset() is new).
+_NO_GROUPS: frozenset = frozenset()
 # Password checks run at once in the thread pool, and may wait for one: a
 # flood of logins neither takes every thread nor queues without end.
 MAX_HASHING = 4
@@ -180,7 +182,7 @@ class UsersAuthenticator:
 
     def groups(self, user):
         entry = self._users.get(user)
-        return entry.groups if entry is not None else frozenset()
+        return entry.groups if entry is not None else _NO_GROUPS
 
     def authenticate(self, login, passcode, vhost):
         if login is None:

@@ -65,6 +65,29 @@ class FrameParser:
         took on the wire, heart-beats before it excluded (for the metrics).
     """
 
+    # One parser per connection, many idle connections: slots, not a dict.
+    __slots__ = (
+        "_body",
+        "_body_head",
+        "_body_length",
+        "_body_received",
+        "_body_scanned",
+        "_body_view",
+        "_buffer",
+        "_error",
+        "_head_line_start",
+        "_head_lines",
+        "_head_scanned",
+        "_max_body_size",
+        "_max_frame_size",
+        "_max_head",
+        "_pending",
+        "_start",
+        "_version",
+        "frame_size",
+        "limits",
+    )
+
     def __init__(self, limits: Limits = _DEFAULT_LIMITS) -> None:
         self.limits = limits
         self.frame_size = 0

@@ -67,6 +67,8 @@ class _Stored:
     def __init__(self, waiter: Deferred | None) -> None:
         self.waiter = waiter
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
+# The groups of a session before it is authenticated (one shared set).
+_NO_GROUPS: frozenset = frozenset()
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -183,6 +185,49 @@ class StompSession:
         transactions, queue ids as destinations.
     """
 
+    # Slots, not a dict: a broker holds tens of thousands of idle sessions.
+    __slots__ = (
+        "_abort_timer",
+        "_buffered_bytes",
+        "_busy",
+        "_close_reason",
+        "_closing",
+        "_connect_timer",
+        "_connected_at",
+        "_counters",
+        "_frames_in",
+        "_gone",
+        "_heart_beats",
+        "_looping",
+        "_parser",
+        "_paused_bytes",
+        "_principal",
+        "_reading_paused",
+        "_registered",
+        "_room",
+        "_transaction_bytes",
+        "_transactions",
+        "_unconfirmed",
+        "_write",
+        "_write_sequence",
+        "broker",
+        "client_id",
+        "clock",
+        "config",
+        "counts",
+        "groups",
+        "heart_beat_grace",
+        "kind",
+        "oci_compat",
+        "session_id",
+        "subscriptions",
+        "transport",
+        "user",
+        "version",
+        "vhost",
+        "writable",
+    )
+
     log = Logger()
 
     def __init__(
@@ -205,7 +250,7 @@ class StompSession:
         self.version: str | None = None
         self.user: str | None = None
         # The user's groups, for authorization.
-        self.groups: frozenset = frozenset()
+        self.groups: frozenset = _NO_GROUPS
         # Whom authorization rules see: None for an anonymous client.
         self._principal: str | None = None
         self.vhost = None
@@ -218,8 +263,10 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
-        # SENDs, ACKs and NACKs still being stored, oldest first.
-        self._unconfirmed: deque[_Unconfirmed] = deque()
+        # SENDs, ACKs and NACKs still being stored, oldest first: a deque
+        # once there is one (an empty deque is 600 bytes an idle session
+        # need not hold).
+        self._unconfirmed: deque[_Unconfirmed] | tuple = ()
         # Fires when a queue an earlier SEND filled has room again.
         self._room: Deferred | None = None
         self._reading_paused = False
@@ -397,6 +444,8 @@ class StompSession:
         gets an ERROR and nothing after it is confirmed.
         """
         entry = _Unconfirmed(storing, frame.headers.get("receipt"))
+        if not self._unconfirmed:
+            self._unconfirmed = deque()
         self._unconfirmed.append(entry)
         storing.addBoth(self._unconfirmed_done, entry, frame)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
@@ -407,7 +456,7 @@ class StompSession:
 
     def _unconfirmed_done(self, outcome, entry: "_Unconfirmed", frame: Frame) -> None:
         if isinstance(outcome, Failure):
-            self._unconfirmed.clear()
+            self._unconfirmed = ()
             if outcome.check(StompError):
                 self._fail(outcome.value, frame)
             else:
