@@ -30,7 +30,6 @@ import argparse
 import errno
 import json
 import multiprocessing
-import os
 import resource
 import selectors
 import socket
