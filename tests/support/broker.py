@@ -4,11 +4,13 @@ loopback ports.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
@@ -73,6 +75,12 @@ class BrokerProcess:
         self.netns = netns
         self.interface = interface
         config_args = []
+        # The management listener opens after the STOMP ones: with one,
+        # the broker is ready once its port is open.
+        self._management_ports = []
+        if config:
+            listen = tomllib.loads(config).get("management", {}).get("listen", [])
+            self._management_ports = [int(m.group(1)) for m in map(re.compile(r"tcp:(\d+)").match, listen) if m]
         if config is not None:
             config_path = tmp_path / "stompd.toml"
             config_path.write_text(config)
@@ -111,6 +119,8 @@ class BrokerProcess:
             # means the broker is ready.
             wait_for_port(self.port, self.process)
             wait_for_port(self.ws_port, self.process)
+            for port in self._management_ports:
+                wait_for_port(port, self.process)
         except RuntimeError as e:
             if "Address already in use" in str(e):
                 raise PortTaken(str(e)) from e
