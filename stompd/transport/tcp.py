@@ -28,9 +28,9 @@ class LargeBodyServer(tcp.Server):
     sending: for a large body, a copy per delivery. Here, when much is
     buffered in few parts, the buffers go to the kernel as they are, in one
     gathering C{sendmsg}; otherwise (small frames, or a single buffer)
-    Twisted's own way is kept. And while a large body arrives, it is received straight into
-    its buffer (L{StompSession.receive_buffer}) rather than in 64 KiB reads
-    copied there.
+    Twisted's own way is kept. And while a large body arrives, it is
+    received straight into its buffer (L{StompSession.receive_buffer})
+    rather than in 64 KiB reads copied there.
     """
 
     def buffered_bytes(self) -> int:
@@ -98,7 +98,8 @@ class StompProtocol(Protocol):
             self.transport.setTcpNoDelay(True)
         if type(self.transport) is tcp.Server:
             # Listening ports make plain servers, whatever the endpoint; the
-            # subclass only changes how buffered writes are sent.
+            # subclass changes only how large bodies are read and written,
+            # and lets the session see what waits to be sent.
             self.transport.__class__ = LargeBodyServer
         factory = self.factory
         self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
