@@ -2,11 +2,16 @@
 STOMP over TCP (and TLS): a Twisted protocol that hands bytes to a session.
 """
 
+import fcntl
+import socket
+import struct
+import termios
 from errno import ENOBUFS, EWOULDBLOCK
 
-from twisted.internet import main, tcp
+from twisted.internet import error, main, tcp
 from twisted.internet.interfaces import ITCPTransport
 from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
 from twisted.python.util import untilConcludes
 
 from stompd.session import StompSession
@@ -17,6 +22,15 @@ from stompd.session import StompSession
 # less than a gather and the bookkeeping of its parts.
 GATHER_FROM = 64 * 1024
 GATHER_PARTS = 64
+
+# Seconds between looks, while closing, at whether the client has received
+# what the kernel still holds for it; and the most seconds to keep looking
+# (the session aborts a client that does not read much sooner).
+UNSENT_POLL = 0.05
+UNSENT_PATIENCE = 30.0
+# TCP states (Linux TCP_INFO) in which the client can still receive:
+# established, and half-closed by the client (it sent FIN, may still read).
+_CAN_STILL_RECEIVE = (1, 8)
 
 
 class LargeBodyServer(tcp.Server):
@@ -31,7 +45,47 @@ class LargeBodyServer(tcp.Server):
     Twisted's own way is kept. And while a large body arrives, it is
     received straight into its buffer (L{StompSession.receive_buffer})
     rather than in 64 KiB reads copied there.
+
+    It also closes a connection only once the client has received what was
+    sent (see L{_postLoseConnection}).
     """
+
+    def _unsent_in_kernel(self) -> int:
+        """
+        Bytes the kernel holds for a client that may still take them: not
+        yet sent, or not yet acknowledged by it (Linux C{SIOCOUTQ}); 0 once
+        the connection is reset or closed by the kernel.
+        """
+        try:
+            state = self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+            if state not in _CAN_STILL_RECEIVE:
+                return 0
+            return struct.unpack("i", fcntl.ioctl(self.socket.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except (OSError, AttributeError):
+            return 0
+
+    def _postLoseConnection(self):
+        """
+        Everything is handed to the kernel: close once the client has it.
+        Closed now, the socket's FIN would wait behind what a client that
+        does not read never takes, and the client would hold an open
+        connection to a broker that is done with it. Meanwhile the session's
+        close timeout may still abort it (L{abortConnection}).
+        """
+        if self._unsent_in_kernel():
+            self.stopWriting()
+            deadline = self.reactor.seconds() + UNSENT_PATIENCE
+            self.reactor.callLater(UNSENT_POLL, self._close_once_received, deadline)
+            return None
+        return super()._postLoseConnection()
+
+    def _close_once_received(self, deadline: float) -> None:
+        if self.disconnected or self._aborting:
+            return
+        if self._unsent_in_kernel() and self.reactor.seconds() < deadline:
+            self.reactor.callLater(UNSENT_POLL, self._close_once_received, deadline)
+            return
+        self.connectionLost(Failure(error.ConnectionDone()))
 
     def buffered_bytes(self) -> int:
         """
@@ -99,7 +153,8 @@ class StompProtocol(Protocol):
         if type(self.transport) is tcp.Server:
             # Listening ports make plain servers, whatever the endpoint; the
             # subclass changes only how large bodies are read and written,
-            # and lets the session see what waits to be sent.
+            # lets the session see what waits to be sent, and closes once
+            # the client has what it was sent.
             self.transport.__class__ = LargeBodyServer
         factory = self.factory
         self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
