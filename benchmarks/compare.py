@@ -61,7 +61,8 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
 SCENARIOS = ("fanout", "wsfanout", "fanout-2node", "queue", "queue-persistent",
-             "queue-visibility", "queue-priority", "queue-header", "latency", "large", "large-fanout")
+             "queue-visibility", "queue-priority", "queue-header", "queue-auto", "latency", "large",
+             "large-fanout")
 # Scenarios that need the broker's WebSocket port.
 WS_SCENARIOS = ("wsfanout",)
 # Scenarios that need a second node of the broker (its peer port).
@@ -522,6 +523,7 @@ ROWS = [
     ("queue-visibility", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-priority", "msgs/s end to end", "rate", "{:,.0f}"),
     ("queue-header", "msgs/s end to end", "rate", "{:,.0f}"),
+    ("queue-auto", "msgs/s end to end", "rate", "{:,.0f}"),
     ("large", "MB/s delivered", "delivered_mb_s", "{:,.0f}"),
     ("large", "msgs/s delivered", "delivery_rate", "{:,.0f}"),
     ("large-fanout", "MB/s delivered (all subs)", "delivered_mb_s", "{:,.0f}"),

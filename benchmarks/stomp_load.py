@@ -938,6 +938,9 @@ QUEUE_VARIANTS = {
     # The control for queue-priority: as many header bytes, which the broker
     # only carries, so that the two differ only in what priorities cost.
     "queue-header": {"cycled_header": "x-prio8"},
+    # Consumers subscribe with ack:auto: no ACK frames, the broker forgets
+    # a message once it is written to a consumer.
+    "queue-auto": {"ack": "auto"},
 }
 
 
@@ -951,7 +954,7 @@ def scenario_queue(args, run_id, variant="queue"):
     base = base_opts(args)
     consumers = [
         ("cons%d" % i, consumer_worker, dict(
-            base, consumer_index=i, destination=destination, ack="client-individual",
+            base, consumer_index=i, destination=destination, ack=options.get("ack", "client-individual"),
             subscribe_headers=options.get("subscribe_headers", []),
             prefetch=args.prefetch, per_producer=counts, expected=total,
             shared_progress=True, measure_latency=True, return_latencies=True,
@@ -999,7 +1002,7 @@ def scenario_queue(args, run_id, variant="queue"):
         "scenario": variant, "destination": destination,
         "send_headers": ["%s:%s" % kv for kv in options.get("send_headers", [])],
         "producers": args.producers, "consumers": args.consumers,
-        "prefetch": args.prefetch, "body_bytes": BODY_SIZE,
+        "prefetch": args.prefetch, "ack": options.get("ack", "client-individual"), "body_bytes": BODY_SIZE,
         "published": sum(p["sent"] for p in prods), "consumed": consumed,
         "per_consumer": [c["received"] for c in cons],
         "lost": lost, "duplicates": dups, "corrupt": corrupt, "incomplete": incomplete,
@@ -1274,6 +1277,7 @@ SCENARIOS = {"fanout": scenario_fanout, "wsfanout": scenario_wsfanout,
              "queue-visibility": lambda args, run_id: scenario_queue(args, run_id, "queue-visibility"),
              "queue-priority": lambda args, run_id: scenario_queue(args, run_id, "queue-priority"),
              "queue-header": lambda args, run_id: scenario_queue(args, run_id, "queue-header"),
+             "queue-auto": lambda args, run_id: scenario_queue(args, run_id, "queue-auto"),
              "latency": scenario_latency,
              "large": scenario_large,
              "large-fanout": lambda args, run_id: scenario_large(args, run_id, args.subscribers)}
@@ -1313,8 +1317,8 @@ def describe(result):
             fmt_rate(result["slowest_subscriber_rate"])))
     elif s == "queue" or s in QUEUE_VARIANTS:
         sends = ", SEND with %s" % " ".join(result["send_headers"]) if result.get("send_headers") else ""
-        lines.append(s + ": %d producers -> %d consumers on %s, client-individual, prefetch %d%s" % (
-            result["producers"], result["consumers"], result["destination"], result["prefetch"],
+        lines.append(s + ": %d producers -> %d consumers on %s, %s, prefetch %d%s" % (
+            result["producers"], result["consumers"], result["destination"], result["ack"], result["prefetch"],
             sends))
         lines.append("  published  {:>10,} msgs in {:7.2f} s = {} (until last receipt)".format(
             result["published"], result["publish_elapsed_s"], fmt_rate(result["publish_rate"])))
