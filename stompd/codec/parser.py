@@ -42,9 +42,10 @@ _CR = 13
 # A shared default is safe: Limits is frozen.
 _DEFAULT_LIMITS = Limits()
 
-# A content-length body with at least this many bytes still to come is
-# received straight into a buffer of its own size, instead of growing the
-# stream buffer (and copying it as it grows) until the body is all there.
+# A body with at least this many bytes still to come (content-length says
+# so, or this much was searched for its NUL) goes to a buffer of its own:
+# received straight into it when its length is known, instead of growing
+# the stream buffer (and copying it as it grows) until the body is all there.
 _BODY_IN_PLACE_FROM = 64 * 1024
 
 

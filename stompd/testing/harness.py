@@ -34,6 +34,16 @@ def make_broker(config: Config | None = None, store=None, clock: Clock | None = 
     return BrokerService(config, store or MemoryStore(), authenticator, clock, connectors)
 
 
+def connected_client(broker: BrokerService, **connect_headers: str) -> "FakeClient":
+    """
+    A L{FakeClient} of C{broker} that has sent CONNECT (as guest, with
+    C{connect_headers}) and read its CONNECTED.
+    """
+    client = FakeClient(broker)
+    client.connect(**connect_headers)
+    return client
+
+
 class FakeClient:
     """
     A client of C{broker} whose frames go straight into a session.

@@ -5,6 +5,7 @@ upstreams advertise, a fanout node finds them, fans out to them, and lets
 one go when it stops.
 """
 
+import ast
 import os
 import shutil
 import sys
@@ -29,6 +30,30 @@ def network():
     pair.remove()
 
 
+def published_through(network, fanout_address: str, upstream_address: str, body: str) -> list:
+    """
+    From a client in the fanout node's namespace: subscribe to
+    C{/topic/found} on the upstream, publish C{body} there through the
+    fanout node, and return the bodies the upstream subscriber got.
+    """
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from tests.support.clients import stomp_client, subscribe_with_receipt
+        upstream = stomp_client(61613, host={upstream_address!r})
+        subscribe_with_receipt(upstream, "/topic/found", id="f")
+        producer = stomp_client(61613, host={fanout_address!r})
+        producer.send("/topic/found", {body!r}, headers={{"receipt": "r"}})
+        producer.collector.wait_for_receipt("r")
+        print(repr(upstream.collector.wait_for_bodies(1)))
+        """
+    )
+    ran = network.run(1, sys.executable, "-c", script)
+    assert ran.returncode == 0, ran.stderr
+    return ast.literal_eval(ran.stdout.strip())
+
+
 def test_a_fanout_finds_advertised_upstreams_in_another_namespace(network, tmp_path):
     upstream_address, fanout_address = network.addresses
     started = []
@@ -48,24 +73,7 @@ def test_a_fanout_finds_advertised_upstreams_in_another_namespace(network, tmp_p
         node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
         started.append(node)
         wait_for_log(node, "broadcast: connected to upstream", count=2)
-        # A client in the fanout's namespace: subscribed on an upstream,
-        # publishing through the fanout node.
-        script = textwrap.dedent(
-            f"""
-            import sys, time
-            sys.path.insert(0, {os.getcwd()!r})
-            from tests.support.clients import stomp_client, subscribe_with_receipt
-            upstream = stomp_client(61613, host={upstream_address!r})
-            subscribe_with_receipt(upstream, "/topic/found", id="f")
-            producer = stomp_client(61613, host={fanout_address!r})
-            producer.send("/topic/found", "over the veth", headers={{"receipt": "r"}})
-            producer.collector.wait_for_receipt("r")
-            print(upstream.collector.wait_for_bodies(1))
-            """
-        )
-        ran = network.run(1, sys.executable, "-c", script)
-        assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.strip() == "['over the veth']"
+        assert published_through(network, fanout_address, upstream_address, "over the veth") == ["over the veth"]
         # A stopping upstream says it is dead; the fanout lets it go.
         started[1].stop()
         wait_for_log(node, f"broadcast: upstream tcp://{upstream_address}:61614 gone")
@@ -97,22 +105,7 @@ def test_a_fanout_finds_an_activemq_broker_by_its_adverts(network, tmp_path):
         node = BrokerProcess(tmp_path / "fanout", config, port=61613, netns=network.names[1], interface=fanout_address)
         # ActiveMQ advertises its STOMP connector as stomp://HOST:PORT.
         wait_for_log(node, f"broadcast: connected to upstream stomp://{activemq_address}:61613", timeout=30)
-        script = textwrap.dedent(
-            f"""
-            import sys
-            sys.path.insert(0, {os.getcwd()!r})
-            from tests.support.clients import stomp_client, subscribe_with_receipt
-            activemq = stomp_client(61613, host={activemq_address!r})
-            subscribe_with_receipt(activemq, "/topic/found", id="f")
-            producer = stomp_client(61613, host={fanout_address!r})
-            producer.send("/topic/found", "to activemq", headers={{"receipt": "r"}})
-            producer.collector.wait_for_receipt("r")
-            print(activemq.collector.wait_for_bodies(1))
-            """
-        )
-        ran = network.run(1, sys.executable, "-c", script)
-        assert ran.returncode == 0, ran.stderr
-        assert ran.stdout.strip() == "['to activemq']"
+        assert published_through(network, fanout_address, activemq_address, "to activemq") == ["to activemq"]
     finally:
         if node is not None:
             node.stop()

@@ -9,7 +9,7 @@ import pytest
 
 from stompd.broker.authorization import Authorization, covers, matches, overlap, segments
 from stompd.config import parse_config
-from stompd.testing.harness import FakeClient, RecordingConnector, make_broker
+from stompd.testing.harness import FakeClient, RecordingConnector, connected_client, make_broker
 
 
 @pytest.mark.parametrize(
@@ -67,12 +67,6 @@ def broker_with(text: str = RULES):
     return make_broker(parse_config(text))
 
 
-def client(broker, **headers) -> FakeClient:
-    made = FakeClient(broker)
-    made.connect(**headers)
-    return made
-
-
 def error_of(frames) -> dict:
     (error,) = [frame for frame in frames if frame.command == "ERROR"]
     return error.headers
@@ -80,9 +74,9 @@ def error_of(frames) -> dict:
 
 def test_a_permitted_send_and_subscribe_work():
     broker = broker_with()
-    consumer = client(broker)
+    consumer = connected_client(broker)
     consumer.send("SUBSCRIBE", {"destination": "/queue/orders.new", "id": "1", "receipt": "s"})
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("SEND", {"destination": "/queue/orders.new", "receipt": "r"}, b"ok")
     assert [f.command for f in producer.frames()] == ["RECEIPT"]
     assert [f.body for f in consumer.frames() if f.command == "MESSAGE"] == [b"ok"]
@@ -100,7 +94,7 @@ def test_a_permitted_send_and_subscribe_work():
 )
 def test_a_refused_frame_gets_an_error_naming_permission_and_destination_then_close(command, headers, permission, destination):
     broker = broker_with()
-    refused = client(broker)
+    refused = connected_client(broker)
     refused.send(command, {**headers, "receipt": "r"}, b"")
     error = error_of(refused.frames())
     assert error["message"] == f"{permission} access to {destination} refused"
@@ -110,7 +104,7 @@ def test_a_refused_frame_gets_an_error_naming_permission_and_destination_then_cl
 
 def test_everyone_rules_and_anonymous_clients():
     broker = broker_with()
-    reader = client(broker)
+    reader = connected_client(broker)
     reader.send("SUBSCRIBE", {"destination": "/topic/public", "id": "1", "receipt": "s"})
     assert [f.command for f in reader.frames()] == ["RECEIPT"]
     # An anonymous client is not an authenticated user: only default.
@@ -123,10 +117,10 @@ def test_everyone_rules_and_anonymous_clients():
 
 def test_a_wildcard_subscription_gets_only_what_the_user_may_read():
     broker = broker_with()
-    subscriber = client(broker)
+    subscriber = connected_client(broker)
     subscriber.send("SUBSCRIBE", {"destination": "/topic/#", "id": "1", "receipt": "s"})
     assert [f.command for f in subscriber.frames()] == ["RECEIPT"]
-    publisher = client(broker, **{})
+    publisher = connected_client(broker, **{})
     publisher.send("SEND", {"destination": "/topic/prices.eu"}, b"readable")
     # Published by the broker itself (as another node or a connector would):
     broker.vhosts["/"].topics.publish("news", _message(broker, "/topic/news"))
@@ -141,11 +135,11 @@ def _message(broker, destination):
 
 def test_temp_queues_and_reply_to_need_no_rule():
     broker = broker_with()
-    requester = client(broker)
+    requester = connected_client(broker)
     requester.send("SUBSCRIBE", {"destination": "/temp-queue/answers", "id": "a", "receipt": "s"})
     requester.send("SEND", {"destination": "/queue/orders.rpc", "reply-to": "/temp-queue/answers"}, b"question")
     assert [f.command for f in requester.frames()] == ["RECEIPT"]
-    server = client(broker)
+    server = connected_client(broker)
     server.send("SUBSCRIBE", {"destination": "/queue/orders.rpc", "id": "s"})
     (question,) = [f for f in server.frames() if f.command == "MESSAGE"]
     server.send("SEND", {"destination": question.headers["reply-to"], "receipt": "r"}, b"answer")
@@ -155,7 +149,7 @@ def test_temp_queues_and_reply_to_need_no_rule():
 
 def test_a_send_in_a_transaction_is_checked_when_it_arrives():
     broker = broker_with()
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("BEGIN", {"transaction": "t"})
     producer.send("SEND", {"destination": "/queue/other", "transaction": "t", "receipt": "r"}, b"")
     assert error_of(producer.frames())["message"] == "write access to /queue/other refused"
@@ -163,10 +157,10 @@ def test_a_send_in_a_transaction_is_checked_when_it_arrives():
 
 def test_a_durable_wildcard_subscription_must_be_readable_whole():
     broker = broker_with()
-    subscriber = client(broker, **{"client-id": "c1"})
+    subscriber = connected_client(broker, **{"client-id": "c1"})
     subscriber.send("SUBSCRIBE", {"destination": "/topic/prices.#", "id": "1", "activemq.subscriptionName": "p", "receipt": "s"})
     assert [f.command for f in subscriber.frames()] == ["RECEIPT"]
-    other = client(broker, **{"client-id": "c2"})
+    other = connected_client(broker, **{"client-id": "c2"})
     other.send("SUBSCRIBE", {"destination": "/topic/#", "id": "1", "activemq.subscriptionName": "all"})
     assert error_of(other.frames())["message"] == "read access to /topic/# refused"
 
@@ -192,7 +186,7 @@ permissions = ["write"]
 def test_without_rules_everything_is_allowed():
     broker = make_broker()
     assert broker.authorization.open
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("SEND", {"destination": "/queue/anything", "receipt": "r"}, b"")
     assert [f.command for f in producer.frames()] == ["RECEIPT"]
 
@@ -227,7 +221,7 @@ def test_destinations_a_connector_owns_go_through_the_same_rules(command, header
     connector = RecordingConnector(prefixes=("/queue/ext.",))
     broker = make_broker(parse_config(RULES), connectors=[connector])
     broker.startService()
-    refused = client(broker)
+    refused = connected_client(broker)
     refused.send(command, {**headers, "receipt": "r"}, b"upstream")
     assert error_of(refused.frames())["message"] == f"{permission} access to /queue/ext.jobs refused"
     # Refused here: the upstream never saw it.

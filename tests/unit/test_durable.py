@@ -3,17 +3,11 @@ Durable topic subscriptions on the in-memory harness: ActiveMQ's
 (client-id + activemq.subscriptionName) and RabbitMQ's (durable:true).
 """
 
-from stompd.testing.harness import FakeClient, make_broker
-
-
-def client(broker, **connect_headers) -> FakeClient:
-    made = FakeClient(broker)
-    made.connect(**connect_headers)
-    return made
+from stompd.testing.harness import connected_client, make_broker
 
 
 def publish(broker, destination: str, *bodies: bytes) -> None:
-    producer = client(broker)
+    producer = connected_client(broker)
     for body in bodies:
         producer.send("SEND", {"destination": destination}, body)
 
@@ -28,7 +22,7 @@ RABBITMQ = {"durable": "true", "auto-delete": "false"}
 
 def test_activemq_durable_subscriber_gets_what_came_while_away():
     broker = make_broker()
-    subscriber = client(broker, **{"client-id": "c1"})
+    subscriber = connected_client(broker, **{"client-id": "c1"})
     subscriber.send("SUBSCRIBE", {"destination": "/topic/news.#", "id": "1", "receipt": "r", **ACTIVEMQ})
     assert [f.command for f in subscriber.frames()] == ["RECEIPT"]
     publish(broker, "/topic/news.eu", b"live")
@@ -36,7 +30,7 @@ def test_activemq_durable_subscriber_gets_what_came_while_away():
     subscriber.disconnect()
     publish(broker, "/topic/news.eu", b"while away 1", b"while away 2")
     publish(broker, "/topic/sport", b"not matching")
-    again = client(broker, **{"client-id": "c1"})
+    again = connected_client(broker, **{"client-id": "c1"})
     again.send("SUBSCRIBE", {"destination": "/topic/news.#", "id": "1", **ACTIVEMQ})
     frames = again.frames()
     assert bodies(frames) == [b"while away 1", b"while away 2"]
@@ -46,7 +40,7 @@ def test_activemq_durable_subscriber_gets_what_came_while_away():
 
 def test_plain_unsubscribe_keeps_and_named_unsubscribe_removes():
     broker = make_broker()
-    subscriber = client(broker, **{"client-id": "c1"})
+    subscriber = connected_client(broker, **{"client-id": "c1"})
     subscriber.send("SUBSCRIBE", {"destination": "/topic/t", "id": "1", **ACTIVEMQ})
     subscriber.send("UNSUBSCRIBE", {"id": "1"})
     publish(broker, "/topic/t", b"kept")
@@ -60,11 +54,11 @@ def test_plain_unsubscribe_keeps_and_named_unsubscribe_removes():
 
 def test_a_later_connection_of_the_client_removes_an_inactive_subscription():
     broker = make_broker()
-    first = client(broker, **{"client-id": "c1"})
+    first = connected_client(broker, **{"client-id": "c1"})
     first.send("SUBSCRIBE", {"destination": "/topic/t", "id": "1", **ACTIVEMQ})
     first.disconnect()
     publish(broker, "/topic/t", b"waiting")
-    later = client(broker, **{"client-id": "c1"})
+    later = connected_client(broker, **{"client-id": "c1"})
     later.send("UNSUBSCRIBE", {"id": "1", "receipt": "removed", **ACTIVEMQ})
     assert [f.headers.get("receipt-id") for f in later.frames()] == ["removed"]
     later.send("SUBSCRIBE", {"destination": "/topic/t", "id": "1", **ACTIVEMQ})
@@ -73,11 +67,11 @@ def test_a_later_connection_of_the_client_removes_an_inactive_subscription():
 
 def test_rabbitmq_durable_subscription_named_by_id():
     broker = make_broker()
-    subscriber = client(broker)
+    subscriber = connected_client(broker)
     subscriber.send("SUBSCRIBE", {"destination": "/topic/prices", "id": "prices-sub", "ack": "client-individual", **RABBITMQ})
     subscriber.disconnect()
     publish(broker, "/topic/prices", b"p1")
-    again = client(broker)
+    again = connected_client(broker)
     again.send("SUBSCRIBE", {"destination": "/topic/prices", "id": "prices-sub", "ack": "client-individual", **RABBITMQ})
     [message] = again.frames()
     assert message.body == b"p1"
@@ -90,18 +84,18 @@ def test_rabbitmq_durable_subscription_named_by_id():
 
 def test_auto_delete_or_not_durable_is_an_ordinary_subscription():
     broker = make_broker()
-    subscriber = client(broker)
+    subscriber = connected_client(broker)
     subscriber.send("SUBSCRIBE", {"destination": "/topic/x", "id": "1", "durable": "true", "auto-delete": "true"})
     subscriber.disconnect()
     publish(broker, "/topic/x", b"lost")
-    again = client(broker)
+    again = connected_client(broker)
     again.send("SUBSCRIBE", {"destination": "/topic/x", "id": "1", **RABBITMQ})
     assert bodies(again.frames()) == []
 
 
 def test_activemq_durable_without_client_id_is_refused():
     broker = make_broker()
-    subscriber = client(broker)
+    subscriber = connected_client(broker)
     subscriber.send("SUBSCRIBE", {"destination": "/topic/t", "id": "1", "receipt": "r", **ACTIVEMQ})
     [error] = subscriber.frames()
     assert error.command == "ERROR"
@@ -113,10 +107,10 @@ def test_durable_subscription_is_bounded_like_a_queue():
     from stompd.config import Config, QueueConfig
 
     broker = make_broker(Config(queues=QueueConfig(high_water_mark=4)))
-    subscriber = client(broker, **{"client-id": "c1"})
+    subscriber = connected_client(broker, **{"client-id": "c1"})
     subscriber.send("SUBSCRIBE", {"destination": "/topic/t", "id": "1", **ACTIVEMQ})
     subscriber.disconnect()
-    producer = client(broker)
+    producer = connected_client(broker)
     for n in range(6):
         producer.send("SEND", {"destination": "/topic/t"}, b"%d" % n)
     # At the high-water mark the publisher's reads stop, as for a queue.

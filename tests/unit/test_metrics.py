@@ -9,13 +9,7 @@ from stompd.codec import Frame, encode_frame
 from stompd.broker.metrics import DestinationCounts
 from stompd.broker.service import RATE_INTERVAL
 from stompd.broker.topic import TOPIC_COUNTS_LIMIT, TopicExchange
-from stompd.testing.harness import FakeClient, make_broker
-
-
-def client(broker) -> FakeClient:
-    connected = FakeClient(broker)
-    connected.connect()
-    return connected
+from stompd.testing.harness import connected_client, make_broker
 
 
 def started_broker():
@@ -40,11 +34,11 @@ def test_rates_are_counts_per_second_between_samples():
 
 def test_queue_counts_sends_deliveries_and_acks():
     broker = started_broker()
-    consumer = client(broker)
+    consumer = connected_client(broker)
     consumer.send("SUBSCRIBE", {"destination": "/queue/counted", "id": "c", "ack": "client-individual"})
     # A new queue's first sample is where its rates start from.
     broker.clock.advance(RATE_INTERVAL)
-    producer = client(broker)
+    producer = connected_client(broker)
     for n in range(10):
         producer.send("SEND", {"destination": "/queue/counted"}, b"m%d" % n)
     messages = [frame for frame in consumer.frames() if frame.command == "MESSAGE"]
@@ -59,8 +53,8 @@ def test_queue_counts_sends_deliveries_and_acks():
 def test_topic_counts_deliveries_to_each_subscriber_and_publishes_here_only():
     broker = started_broker()
     for n in range(3):
-        client(broker).send("SUBSCRIBE", {"destination": "/topic/prices.#" if n else "/topic/prices.eur", "id": "s"})
-    producer = client(broker)
+        connected_client(broker).send("SUBSCRIBE", {"destination": "/topic/prices.#" if n else "/topic/prices.eur", "id": "s"})
+    producer = connected_client(broker)
     for _ in range(4):
         producer.send("SEND", {"destination": "/topic/prices.eur"}, b"1.08")
     topics = broker.vhosts["/"].topics
@@ -93,11 +87,11 @@ def test_topic_counts_stay_bounded_when_publishers_invent_names():
 
 def test_dead_letters_and_expiry_are_counted_by_reason():
     broker = started_broker()
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("SEND", {"destination": "/queue/short", "ttl": "1000"}, b"stale")
     producer.send("SEND", {"destination": "/queue/short", "ttl": "1000"}, b"stale too")
     broker.clock.advance(2)
-    worker = client(broker)
+    worker = connected_client(broker)
     worker.send("SUBSCRIBE", {"destination": "/queue/short", "id": "w", "ack": "client-individual"})
     producer.send("SEND", {"destination": "/queue/short"}, b"refused")
     [refused] = [frame for frame in worker.frames() if frame.command == "MESSAGE"]
@@ -110,10 +104,10 @@ def test_dead_letters_and_expiry_are_counted_by_reason():
 
 def test_frame_bytes_are_counted_by_command_as_on_the_wire():
     broker = started_broker()
-    consumer = client(broker)
+    consumer = connected_client(broker)
     consumer.send("SUBSCRIBE", {"destination": "/queue/weighed", "id": "w", "receipt": "s"})
     receipt = consumer.received()
-    producer = client(broker)
+    producer = connected_client(broker)
     send = encode_frame(Frame("SEND", {"destination": "/queue/weighed"}, b"x" * 100), "1.2")
     # Heart-beats between frames are the connection's bytes, not a frame's.
     producer.send_bytes(b"\n\n" + send + b"\n" + send)

@@ -11,7 +11,7 @@ import pytest
 from twisted.internet.testing import StringTransport
 
 from stompd.config import Config, QueueConfig
-from stompd.testing.harness import FakeClient, make_broker, LOCAL_PEER
+from stompd.testing.harness import LOCAL_PEER, FakeClient, connected_client, make_broker
 
 QUEUE = "/queue/jobs"
 
@@ -25,12 +25,6 @@ def consumer(broker, destination=QUEUE, ack="client-individual", id="s", **heade
     client.connect()
     client.send("SUBSCRIBE", {"destination": destination, "id": id, "ack": ack, **headers})
     assert not client.closed
-    return client
-
-
-def producer(broker):
-    client = FakeClient(broker)
-    client.connect()
     return client
 
 
@@ -68,7 +62,7 @@ def assert_error(client, message):
 def test_stalled_consumer_loses_the_message_when_its_visibility_ends():
     broker = make_broker()
     stalled = consumer(broker, visibility="30")
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     [first] = messages(stalled)
     assert first.headers["delivery-count"] == "1"
     other = consumer(broker, id="other", visibility="30")
@@ -87,7 +81,7 @@ def test_stalled_consumer_loses_the_message_when_its_visibility_ends():
 def test_visibility_timeout_gives_prefetch_credit_back():
     broker = make_broker()
     client = consumer(broker, visibility="2.5", **{"prefetch-count": "1"})
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"a")
     send(sender, b"b")
     assert bodies(client) == [b"a"]
@@ -103,7 +97,7 @@ def test_visibility_timeout_gives_prefetch_credit_back():
 def test_default_visibility_timeout_from_config():
     broker = broker_with(visibility_timeout=10.0)
     client = consumer(broker)
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     assert bodies(client) == [b"job"]
     broker.clock.advance(10)
     assert [f.headers["delivery-count"] for f in messages(client)] == ["2"]
@@ -112,7 +106,7 @@ def test_default_visibility_timeout_from_config():
 def test_late_ack_after_redelivery_changes_nothing():
     broker = make_broker()
     client = consumer(broker, visibility="5")
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     [first] = messages(client)
     broker.clock.advance(5)
     [second] = messages(client)
@@ -132,7 +126,7 @@ def test_late_ack_after_redelivery_changes_nothing():
 def test_late_ack_in_a_transaction_changes_nothing():
     broker = make_broker()
     client = consumer(broker, visibility="5")
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"old")
     [first] = messages(client)
     client.send("BEGIN", {"transaction": "t"})
@@ -161,7 +155,7 @@ def test_unknown_ack_id_is_still_an_error():
 def test_nack_with_visibility_delays_the_redelivery(seconds):
     broker = make_broker()
     client = consumer(broker)
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     [first] = messages(client)
     client.send("NACK", {"id": first.headers["ack"], "visibility": f"{seconds:g}"})
     if seconds:
@@ -199,7 +193,7 @@ def test_messages_a_consumer_could_not_take_are_not_counted():
     slow.connect()
     slow.send("SUBSCRIBE", {"destination": QUEUE, "id": "s", "ack": "client-individual", "receipt": "sub"})
     slow.frames()
-    sender = producer(broker)
+    sender = connected_client(broker)
     sender.send_bytes(b"".join(b"SEND\ndestination:/queue/jobs\n\n%d\x00" % n for n in range(10)))
     first = messages(slow)
     assert len(first) == 3
@@ -214,7 +208,7 @@ def test_expire_after_and_visible_after_headers():
     broker = make_broker()
     broker.clock.advance(1000)
     client = consumer(broker)
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"ttl", ttl="60000")
     send(sender, b"later", delay="1500")
     [ttl] = messages(client)
@@ -239,7 +233,7 @@ def test_poison_message_is_dead_lettered_after_max_deliveries():
     broker = make_broker()
     broker.clock.advance(100)
     client = consumer(broker, **{"max-deliveries": "3"})
-    send(producer(broker), b"poison", **{"content-type": "text/plain", "x-job": "7"})
+    send(connected_client(broker), b"poison", **{"content-type": "text/plain", "x-job": "7"})
     for expected in ("1", "2", "3"):
         [delivery] = messages(client)
         assert delivery.headers["delivery-count"] == expected
@@ -267,7 +261,7 @@ def test_poison_message_is_dead_lettered_after_max_deliveries():
 def test_config_max_deliveries_and_dead_letter_pattern():
     broker = broker_with(max_deliveries=1, dead_letter_queue="/queue/dead.{name}")
     client = consumer(broker)
-    send(producer(broker), b"once")
+    send(connected_client(broker), b"once")
     [delivery] = messages(client)
     client.disconnect()
     [dead] = messages(dead_letters(broker, "/queue/dead./queue/jobs"))
@@ -277,7 +271,7 @@ def test_config_max_deliveries_and_dead_letter_pattern():
 def test_activemq_maximum_redeliveries_counts_redeliveries():
     broker = make_broker()
     client = consumer(broker, **{"activemq.maximumRedeliveries": "1", "dead-letter-queue": "/queue/poison"})
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     counts = []
     for _ in range(2):
         [delivery] = messages(client)
@@ -293,7 +287,7 @@ def test_visibility_timeouts_count_towards_max_deliveries():
     broker = make_broker()
     client = consumer(broker, visibility="1", **{"max-deliveries": "2"})
     dlq = dead_letters(broker)
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     assert bodies(client) == [b"job"]
     broker.clock.advance(1)
     assert bodies(client) == [b"job"]
@@ -307,7 +301,7 @@ def test_nack_without_requeue_rejects_at_once():
     broker = make_broker()
     client = consumer(broker)
     dlq = dead_letters(broker)
-    send(producer(broker), b"bad")
+    send(connected_client(broker), b"bad")
     [delivery] = messages(client)
     client.send("NACK", {"id": delivery.headers["ack"], "requeue": "false", "receipt": "r"})
     assert [f.headers["receipt-id"] for f in client.frames()] == ["r"]
@@ -318,7 +312,7 @@ def test_nack_without_requeue_rejects_at_once():
 def test_dead_letters_can_be_sent_back():
     broker = make_broker()
     client = consumer(broker, **{"max-deliveries": "1"})
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"job")
     [delivery] = messages(client)
     client.send("NACK", {"id": delivery.headers["ack"]})
@@ -352,7 +346,7 @@ def test_temporary_queues_drop_dead_letters_unless_told():
 def test_empty_dead_letter_queue_pattern_drops():
     broker = broker_with(dead_letter_queue="")
     client = consumer(broker, **{"max-deliveries": "1"})
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     [delivery] = messages(client)
     client.send("NACK", {"id": delivery.headers["ack"]})
     assert messages(dead_letters(broker)) == []
@@ -365,7 +359,7 @@ def test_empty_dead_letter_queue_pattern_drops():
 def test_expired_messages_are_dead_lettered_never_delivered():
     broker = make_broker()
     broker.clock.advance(1000)
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"ttl", ttl="500")
     send(sender, b"expiration", expiration="500")
     send(sender, b"expires", expires="1000500")
@@ -384,9 +378,9 @@ def test_expired_messages_are_dead_lettered_never_delivered():
 
 def test_default_ttl_and_drop():
     broker = broker_with(default_ttl=10.0, expired="drop")
-    send(producer(broker), b"old")
+    send(connected_client(broker), b"old")
     broker.clock.advance(10)
-    send(producer(broker), b"new", ttl="0")
+    send(connected_client(broker), b"new", ttl="0")
     client = consumer(broker)
     # ttl:0 expires at once, like the default one did.
     assert bodies(client) == []
@@ -399,7 +393,7 @@ def test_default_ttl_and_drop():
 def test_delayed_messages_are_held_then_delivered():
     broker = make_broker()
     client = consumer(broker)
-    sender = producer(broker)
+    sender = connected_client(broker)
     for name, body in (("delay", b"ours"), ("AMQ_SCHEDULED_DELAY", b"activemq"), ("x-delay", b"rabbitmq")):
         sender.send("SEND", {"destination": QUEUE, name: "2000", "receipt": name}, body)
     # Stored at once: the receipts come before the messages are visible.
@@ -414,7 +408,7 @@ def test_delayed_messages_are_held_then_delivered():
 
 def test_delayed_message_waits_for_a_consumer_that_comes_later():
     broker = make_broker()
-    send(producer(broker), b"later", delay="5000")
+    send(connected_client(broker), b"later", delay="5000")
     client = consumer(broker)
     assert bodies(client) == []
     broker.clock.advance(5)
@@ -426,7 +420,7 @@ def test_delayed_message_waits_for_a_consumer_that_comes_later():
 
 def test_higher_priority_first_fifo_within_one():
     broker = make_broker()
-    sender = producer(broker)
+    sender = connected_client(broker)
     for n, priority in enumerate(["4", "9", None, "0", "9", "6"]):
         headers = {} if priority is None else {"priority": priority}
         send(sender, b"%d" % n, **headers)
@@ -439,7 +433,7 @@ def test_higher_priority_first_fifo_within_one():
 
 def test_channel_header_and_filters():
     broker = make_broker()
-    sender = producer(broker)
+    sender = connected_client(broker)
     for n, channel in enumerate(["eu.paris", None, "us", "eu.rome"]):
         headers = {} if channel is None else {"channel": channel}
         send(sender, b"%d" % n, **headers)
@@ -454,7 +448,7 @@ def test_channel_header_and_filters():
 
 def test_channel_queues_take_channels_from_the_destination():
     broker = broker_with(channel_queues=("/queue/tenant.*",))
-    sender = producer(broker)
+    sender = connected_client(broker)
     send(sender, b"a", "/queue/tenant.x/acme")
     send(sender, b"b", "/queue/tenant.x/globex")
     send(sender, b"c", "/queue/other/acme")
@@ -483,7 +477,7 @@ def test_bad_work_queue_headers_get_errors():
     ]
     broker = make_broker()
     for command, headers, message in cases:
-        client = producer(broker)
+        client = connected_client(broker)
         base = {"destination": QUEUE, "receipt": "r"}
         if command == "SUBSCRIBE":
             base["id"] = "s"
@@ -491,11 +485,11 @@ def test_bad_work_queue_headers_get_errors():
         error = assert_error(client, message)
         assert error.headers["receipt-id"] == "r"
     client = consumer(broker)
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     [delivery] = messages(client)
     client.send("NACK", {"id": delivery.headers["ack"], "requeue": "maybe"})
     assert_error(client, "invalid requeue header")
-    assert_alive(producer(broker))
+    assert_alive(connected_client(broker))
 
 
 # Heart-beats per transport
@@ -511,7 +505,7 @@ def beating_consumer(broker, **session_options):
 def test_silent_tcp_client_is_dropped_after_twice_its_interval_and_its_messages_move_on():
     broker = make_broker()
     silent = beating_consumer(broker)
-    send(producer(broker), b"job")
+    send(connected_client(broker), b"job")
     assert bodies(silent) == [b"job"]
     other = consumer(broker, id="other")
     broker.clock.advance(1.9)

@@ -10,19 +10,13 @@ from zope.interface.verify import verifyObject
 
 from stompd.errors import StompError
 from stompd.interfaces import IBrokerFacade, IRemoteSubscription
-from stompd.testing.harness import FakeClient, RecordingConnector, make_broker
+from stompd.testing.harness import RecordingConnector, connected_client, make_broker
 
 
 def started(connector):
     broker = make_broker(connectors=[connector])
     broker.startService()
     return broker
-
-
-def client(broker) -> FakeClient:
-    made = FakeClient(broker)
-    made.connect()
-    return made
 
 
 def test_connectors_start_after_the_store_with_the_facade_and_stop_before_it():
@@ -39,7 +33,7 @@ def test_a_send_to_an_owned_destination_goes_to_the_connector_and_its_receipt_wa
     connector = RecordingConnector()
     connector.sent = Deferred()
     broker = started(connector)
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("SEND", {"destination": "/queue/ext.orders", "receipt": "r1"}, b"order")
     assert connector.calls[-1] == ("send", "/", "/queue/ext.orders", b"order")
     assert producer.frames() == []
@@ -51,7 +45,7 @@ def test_a_send_to_an_owned_destination_goes_to_the_connector_and_its_receipt_wa
 def test_a_send_the_connector_cannot_forward_gets_an_error_with_receipt_id():
     connector = RecordingConnector()
     connector.sent = fail(StompError("connector up: upstream not connected", "down"))
-    producer = client(started(connector))
+    producer = connected_client(started(connector))
     producer.send("SEND", {"destination": "/queue/ext.orders", "receipt": "r1"}, b"order")
     (error,) = producer.frames()
     assert error.command == "ERROR"
@@ -62,7 +56,7 @@ def test_a_send_the_connector_cannot_forward_gets_an_error_with_receipt_id():
 def test_other_destinations_stay_local():
     connector = RecordingConnector()
     broker = started(connector)
-    producer = client(broker)
+    producer = connected_client(broker)
     producer.send("SEND", {"destination": "/queue/orders"}, b"local")
     assert connector.calls == ["start"]
     assert "/queue/orders" in broker.vhosts["/"].queues
@@ -70,7 +64,7 @@ def test_other_destinations_stay_local():
 
 def test_upstream_deliveries_reach_the_subscriber_and_acks_go_back():
     connector = RecordingConnector()
-    consumer = client(started(connector))
+    consumer = connected_client(started(connector))
     consumer.send(
         "SUBSCRIBE",
         {"destination": "/queue/ext.jobs", "id": "7", "ack": "client-individual", "prefetch-count": "5", "receipt": "s"},
@@ -101,7 +95,7 @@ def test_upstream_deliveries_reach_the_subscriber_and_acks_go_back():
 
 def test_unsubscribe_and_disconnect_reach_the_connector():
     connector = RecordingConnector()
-    consumer = client(started(connector))
+    consumer = connected_client(started(connector))
     consumer.send("SUBSCRIBE", {"destination": "/queue/ext.a", "id": "1"})
     consumer.send("SUBSCRIBE", {"destination": "/exchange/amq.topic/prices", "id": "2"})
     consumer.send("UNSUBSCRIBE", {"id": "1"})
@@ -118,7 +112,7 @@ def test_the_facade_publishes_locally_without_handing_it_back_to_its_origin():
     # A connector that leaves subscriptions local (as fanout does).
     connector = RecordingConnector(prefixes=("/topic/",), relays_subscriptions=False)
     broker = started(connector)
-    subscriber = client(broker)
+    subscriber = connected_client(broker)
     subscriber.send("SUBSCRIBE", {"destination": "/topic/news", "id": "1"})
     assert ("subscribe", "/topic/news") not in connector.calls
     published = connector.broker.publish("/", {"destination": "/topic/news"}, b"from upstream", origin="up")
