@@ -177,10 +177,18 @@ class ApiResource(Resource):
                 )
         return found
 
+    def _open_sessions(self):
+        """
+        The sessions still going: one that has ended is no longer a
+        connection to list or close, though its socket may stay open a
+        moment, until the client has its last frames.
+        """
+        return [session for session in self._broker.sessions if not session.closing]
+
     def connections(self):
         clock = self._broker.clock
         found = []
-        for session in self._broker.sessions:
+        for session in self._open_sessions():
             peer = session.transport.getPeer()
             found.append(
                 {
@@ -201,7 +209,7 @@ class ApiResource(Resource):
     # Changing
 
     def close_connection(self, session_id: str):
-        for session in self._broker.sessions:
+        for session in self._open_sessions():
             if session.session_id == session_id:
                 session.close_by_administrator()
                 return {"closed": session_id}

@@ -635,6 +635,15 @@ class StompSession:
         self._fail(StompError("closed by an administrator", "An administrator of this broker closed the connection."))
 
     @property
+    def closing(self) -> bool:
+        """
+        The session has ended (an ERROR, a DISCONNECT, an administrator, the
+        client gone): its connection closes once the client has read what it
+        was sent, or at close-timeout.
+        """
+        return self._closing
+
+    @property
     def connected_at(self) -> float | None:
         """
         When CONNECT succeeded (the broker's clock), or C{None} before.
