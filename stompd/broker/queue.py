@@ -3,9 +3,11 @@ Queue dispatch: each message to exactly one consumer, round-robin, with the
 store holding every message until it is acknowledged.
 """
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
+from stompd.broker.immediate import start, then
 from stompd.broker.metrics import DestinationCounts
 from stompd.broker.policy import REJECTED
 from stompd.broker.subscription import Delivery
@@ -112,10 +114,12 @@ class Queue:
         subscription.source = self
         self.wake()
 
-    def remove(self, subscription) -> Deferred:
+    def remove(self, subscription) -> Deferred | None:
         """
         Take a consumer off and return what it held unacknowledged to the
         head of the queue for the others.
+
+        @return: as L{settle}.
         """
         if subscription in self.consumers:
             self.consumers.remove(subscription)
@@ -127,16 +131,19 @@ class Queue:
         subscription.unacked.clear()
         return self.settle(subscription, held, RELEASE)
 
-    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred:
+    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred | None:
         """
         End C{deliveries} that C{subscription} held: L{ACK} deletes their
         messages, L{RELEASE} makes them visible again (at once, or from
         C{visible_at}), L{REJECT} dead-letters them. Deliveries that are no
         longer current (their lease ran out and the message went to someone
         else) are left alone by the store.
+
+        @return: C{None} once the store has done it (at once, for the
+            memory store), else a Deferred firing then.
         """
         if not deliveries:
-            return succeed(None)
+            return None
         tokens = [(delivery.message.id, delivery.count) for delivery in deliveries]
         if action == ACK:
             self.counts.acked += len(tokens)
@@ -148,33 +155,35 @@ class Queue:
                 self._wake_at(visible_at)
         else:
             settled = self._store.dead_letter(self.key, tokens, REJECTED)
-        settled.addCallback(self._settled, len(tokens))
-        return settled
+        return then(settled, self._settled, len(tokens))
 
     def _settled(self, count: int, asked: int) -> None:
         if count < asked:
             self.log.debug("{late} late acknowledgements in {queue} changed nothing", late=asked - count, queue=self.key)
         self.wake()
 
-    def put(self, message, on_full=None) -> Deferred:
+    def put(self, message, on_full=None) -> Deferred | None:
         """
         Store C{message} and dispatch.
 
-        @return: a Deferred firing when it is stored and the queue is below
-            its high-water mark, so that the publisher, whose next frame
-            waits for this, is slowed down instead of buffered without
-            bound. C{on_full} is called with the Deferred it waits for, for
-            a publisher that reads on while messages are stored.
+        @return: C{None} if it is stored already (the memory store) and the
+            queue is below its high-water mark; else a Deferred firing when
+            both are true, so that the publisher, whose next frame waits for
+            this, is slowed down instead of buffered without bound.
+            C{on_full} is called with the Deferred it waits for, for a
+            publisher that reads on while messages are stored.
+        @raise StompError: the queue is full (C{overflow = "reject"}), if
+            the store said so at once.
         """
         self.counts.published += 1
         overflow = self._overflow
         if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth >= overflow.max_depth:
             # Full when last seen: ask again, since consumers drain it unseen.
-            return self._store.depth(self.key).addCallback(self._put_if_room, message, on_full)
+            return then(self._store.depth(self.key), self._put_if_room, message, on_full)
         # Callbacks rather than a coroutine: this is every SEND's path.
-        return self._store.enqueue(self.key, message).addCallback(self._stored, message, on_full)
+        return then(self._store.enqueue(self.key, message), self._stored, message, on_full)
 
-    def _put_if_room(self, depth: int, message, on_full) -> Deferred:
+    def _put_if_room(self, depth: int, message, on_full) -> Deferred | None:
         self._depth = depth
         overflow = self._overflow
         if depth >= overflow.max_depth:
@@ -183,7 +192,7 @@ class Queue:
                 "queue full",
                 f"{message.destination} holds {overflow.max_depth} messages ([queues] max-depth); try again later.",
             )
-        return self._store.enqueue(self.key, message).addCallback(self._stored, message, on_full)
+        return then(self._store.enqueue(self.key, message), self._stored, message, on_full)
 
     def _stored(self, depth: int, message, on_full) -> Deferred | None:
         self._depth = depth
@@ -239,7 +248,14 @@ class Queue:
         if self._pumping:
             self._wanted = True
             return
-        Deferred.fromCoroutine(self._pump()).addErrback(self._pump_failed)
+        # With a store that answers at once, this call is the whole pump.
+        try:
+            pumping = start(self._pump())
+        except Exception:
+            self._pump_failed(Failure())
+            return
+        if pumping is not None:
+            pumping.addErrback(self._pump_failed)
 
     def _pump_failed(self, failure) -> None:
         if failure.check(StorageError):
@@ -394,9 +410,13 @@ class Queue:
             subscription.lease_timer = self._clock.callLater(oldest.lease_until - now, self._leases_ran_out, subscription)
         if deliveries:
             self.log.debug("{count} deliveries from {queue} timed out", count=len(deliveries), queue=self.key)
-            self.settle(subscription, deliveries, RELEASE).addErrback(
-                lambda failure: self.log.failure("Releasing timed-out messages of {queue} failed", failure, queue=self.key)
-            )
+            released = self.settle(subscription, deliveries, RELEASE)
+            if released is not None:
+                released.addErrback(
+                    lambda failure: self.log.failure(
+                        "Releasing timed-out messages of {queue} failed", failure, queue=self.key
+                    )
+                )
 
     async def _schedule_later(self) -> None:
         """

@@ -163,4 +163,4 @@ class TopicExchange:
         An ACK or NACK of topic messages: nothing is stored, and a NACKed
         topic message is dropped, so there is nothing to do.
         """
-        return succeed(None)
+        return None

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 
 from stompd.broker.destination import QUEUE, REMOTE, TOPIC, Route, channel_queue_matcher, route
 from stompd.broker.headers import number_header
+from stompd.broker.immediate import as_deferred, pending
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.admission import LimitLog
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
@@ -139,7 +140,7 @@ class VirtualHost:
         bare_queues: bool = False,
         on_full=None,
         origin: str | None = None,
-    ) -> Deferred:
+    ) -> Deferred | None:
         """
         Route a SEND frame's message; one to a destination a connector owns
         goes to that connector, unless it came from there (C{origin}, a
@@ -148,9 +149,9 @@ class VirtualHost:
         @param on_full: called with a Deferred that fires once the queue has
             room again, if the message filled a queue to its high-water
             mark: the publisher should stop until then.
-        @return: a Deferred that fires when the message is stored (queues) or
-            handed to every subscriber (topics), and, for a queue above its
-            high-water mark, only once the queue has room again.
+        @return: C{None} if the message is stored (queues) or handed to
+            every subscriber (topics) already, and its queue is below its
+            high-water mark; else a Deferred that fires once that is so.
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
@@ -166,13 +167,13 @@ class VirtualHost:
             shared = self._store.publish(self.name, found.key, message)
             durable = self._durable.matching(found.key) if self._durable else None
             if not durable:
-                return shared
+                return pending(shared)
             return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
         if found.owner is not None and found.key not in self.queues and not self._store.shared:
             # A reply to a session that has gone: nobody can ever read it.
             # (With a shared store the session may be on another node.)
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
-            return succeed(None)
+            return None
         return self._queue(found, by_subscribe=False).put(message, on_full)
 
     async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
@@ -182,7 +183,7 @@ class VirtualHost:
         """
         await shared
         for key in keys:
-            await self._queue(Route(QUEUE, key), by_subscribe=False).put(message.copy(), on_full)
+            await as_deferred(self._queue(Route(QUEUE, key), by_subscribe=False).put(message.copy(), on_full))
 
     def durable_route(self, topic: Route, name: str) -> Route:
         """
@@ -366,21 +367,24 @@ class VirtualHost:
         if source is None:
             return succeed(None)
         subscription.source = None
-        released = source.remove(subscription)
+        released = as_deferred(source.remove(subscription))
         if isinstance(source, Queue) and source.auto_delete and not source.consumers:
             released.addCallback(lambda _: self.delete_queue(source.key))
         if forget and subscription.durable is not None:
             released.addCallback(lambda _: self.forget_durable(subscription.durable.key))
         return released
 
-    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred:
+    def settle(self, subscription, deliveries: list, action: str, visible_at: float | None = None) -> Deferred | None:
         """
         An ACK or NACK of C{deliveries}, already taken off C{subscription}'s
         unacknowledged list; see L{Queue.settle}.
+
+        @return: C{None} if that is done already, else a Deferred firing
+            once it is.
         """
         source = subscription.source
         if source is None:
-            return succeed(None)
+            return None
         return source.settle(subscription, deliveries, action, visible_at)
 
     def wake(self, subscription) -> None:

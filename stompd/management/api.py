@@ -16,6 +16,7 @@ from twisted.web.server import NOT_DONE_YET
 
 from stompd import __version__
 from stompd.broker.destination import TOPIC_PREFIX
+from stompd.broker.immediate import as_deferred
 from stompd.broker.metrics import DestinationCounts
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.errors import AuthenticationError, StompError
@@ -257,7 +258,7 @@ class ApiResource(Resource):
                     continue
                 headers = {name: value for name, value in message.headers.items() if name not in _DEAD_LETTER_HEADERS}
                 headers["destination"] = original
-                await vhost.publish("", headers, message.body)
+                await as_deferred(vhost.publish("", headers, message.body))
                 await store.ack(key, [(message.id, message.delivery_count)])
                 moved += 1
             if keep:

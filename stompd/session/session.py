@@ -820,7 +820,7 @@ class StompSession:
             return None
         return self._stored_in_order(frame, self._publish(frame))
 
-    def _publish(self, frame: Frame) -> Deferred:
+    def _publish(self, frame: Frame) -> Deferred | None:
         headers = frame.headers
         reply_to = headers.get("reply-to")
         if reply_to is not None and reply_to.startswith(TEMP_QUEUE_PREFIX) and len(reply_to) > len(TEMP_QUEUE_PREFIX):
@@ -1066,11 +1066,11 @@ class StompSession:
         self._check_settlements(frames)
         for frame in frames:
             if frame.command == "SEND":
-                await self._publish(frame)
+                done = self._publish(frame)
             else:
-                settled = self._settle(frame, frame.headers[self._ack_header])
-                if settled is not None:
-                    await settled
+                done = self._settle(frame, frame.headers[self._ack_header])
+            if done is not None:
+                await done
 
     def _check_settlements(self, frames: list[Frame]) -> None:
         """

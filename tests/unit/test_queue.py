@@ -8,9 +8,12 @@ import dataclasses
 
 import pytest
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from stompd.config import Config, QueueConfig
+from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import LOCAL_PEER, FakeClient, connected_client, make_broker
 
 QUEUE = "/queue/jobs"
@@ -571,3 +574,73 @@ def test_oci_queue_ids_and_channels_as_destinations():
     assert (delivery.body, delivery.headers["destination"]) == (b"to-channel", "ocid1.queue.oc1..aaa/ch1")
     assert "ack" in delivery.headers
     assert bodies(everyone) == [b"to-queue"]
+
+
+# A store that answers later
+
+class LaterStore(MemoryStore):
+    """
+    The memory store, but every answer comes on a later turn of the clock,
+    as a network store's does: the broker's fast path for answers that are
+    already there must not be the only one that works.
+    """
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def _later(self, answered):
+        later = Deferred()
+        answered.addCallback(lambda result: self.clock.callLater(0, later.callback, result))
+        return later
+
+
+for _name in ("enqueue", "reserve", "ack", "release", "unreserve", "dead_letter", "depth", "next_visible_at"):
+    setattr(
+        LaterStore,
+        _name,
+        lambda self, *args, _method=getattr(MemoryStore, _name): self._later(_method(self, *args)),
+    )
+
+
+def settle_clock(clock, turns=50):
+    for _ in range(turns):
+        clock.advance(0)
+
+
+def test_a_store_that_answers_later_gets_every_message_delivered_once():
+    clock = Clock()
+    broker = make_broker(store=LaterStore(clock), clock=clock)
+    worker = consumer(broker, **{"prefetch-count": "3"})
+    producer = connected_client(broker)
+    producer.send_bytes(
+        b"".join(b"SEND\ndestination:" + QUEUE.encode() + b"\n\n%d\x00" % n for n in range(10))
+        + b"SEND\ndestination:" + QUEUE.encode() + b"\nreceipt:sent\n\n10\x00"
+    )
+    # Nothing is stored before the clock turns, so nothing is confirmed.
+    assert producer.frames() == []
+    seen = []
+    for _ in range(10):
+        settle_clock(clock)
+        delivered = messages(worker)
+        seen += [f.body for f in delivered]
+        for frame in delivered:
+            worker.send("ACK", {"id": frame.headers["ack"]})
+    assert seen == [b"%d" % n for n in range(11)]
+    assert [f.headers["receipt-id"] for f in producer.frames()] == ["sent"]
+    worker.send("ACK", {"id": "never-delivered", "receipt": "late"})
+    assert_error(worker, "unknown message")
+
+
+def test_a_store_that_answers_later_confirms_an_ack_only_once_stored():
+    clock = Clock()
+    broker = make_broker(store=LaterStore(clock), clock=clock)
+    worker = consumer(broker)
+    send(connected_client(broker), b"job")
+    settle_clock(clock)
+    [frame] = messages(worker)
+    worker.send("ACK", {"id": frame.headers["ack"], "receipt": "acked"})
+    assert worker.frames() == []
+    settle_clock(clock)
+    assert [f.headers["receipt-id"] for f in worker.frames()] == ["acked"]
+    assert broker.virtual_host("/").queues[broker.virtual_host("/").route(QUEUE, "", False).key].depth == 0
