@@ -131,8 +131,9 @@ class Message:
         self.channel = channel
         self.first_delivered_at = first_delivered_at
         self.last_delivered_at = last_delivered_at
-        # protocol version -> encoded tail; "ack" -> a topic message's ack line
-        self._encoded: dict = {}
+        # protocol version -> encoded tail; "ack" -> a topic message's ack
+        # line. Made at the first delivery: a waiting message needs none.
+        self._encoded: dict | None = None
 
     def __repr__(self) -> str:
         return f"<Message {self.id} to {self.destination!r}, {len(self.body)} bytes>"
@@ -180,9 +181,12 @@ class Message:
             return lines
         if not count:
             # A topic message, written to every subscriber: encoded once.
-            line = self._encoded.get("ack")
+            encoded = self._encoded
+            if encoded is None:
+                encoded = self._encoded = {}
+            line = encoded.get("ack")
             if line is None:
-                line = self._encoded["ack"] = b"ack:" + escape_header(self.id, "1.2").encode("utf-8") + b"\n"
+                line = encoded["ack"] = b"ack:" + escape_header(self.id, "1.2").encode("utf-8") + b"\n"
             return line
         return b"ack:" + escape_header(self.ack_id(), "1.2").encode("utf-8") + b"\n" + lines
 
@@ -198,7 +202,10 @@ class Message:
         Encoded once per protocol version and cached, because a topic message
         is written to every subscriber.
         """
-        tail = self._encoded.get(version)
+        encoded = self._encoded
+        if encoded is None:
+            encoded = self._encoded = {}
+        tail = encoded.get(version)
         if tail is None:
             lines = [f"message-id:{escape_header(self.id, version)}"]
             for name, value in self.headers.items():
@@ -211,7 +218,7 @@ class Message:
                 tail = (head, self.body, b"\x00")
             else:
                 tail = head + self.body + b"\x00"
-            self._encoded[version] = tail
+            encoded[version] = tail
         return tail
 
 

@@ -43,6 +43,7 @@ class Subscription:
     @ivar destination: the destination string the client subscribed to.
     @ivar route: where it leads (L{stompd.broker.destination.Route}).
     @ivar ack_mode: one of L{ACK_MODES}.
+    @ivar acks: whether the client acknowledges deliveries (not C{auto}).
     @ivar prefetch: the most unacknowledged queue messages it holds at once;
         C{None} for no limit (auto ack, where the connection's flow control
         is the limit).
@@ -67,6 +68,7 @@ class Subscription:
         "destination",
         "route",
         "ack_mode",
+        "acks",
         "prefetch",
         "acks_by_delivery",
         "policy",
@@ -95,6 +97,8 @@ class Subscription:
         self.destination = destination
         self.route = route
         self.ack_mode = ack_mode
+        # Does the client acknowledge deliveries? Read for every message.
+        self.acks = ack_mode != AUTO
         self.prefetch = prefetch
         self.acks_by_delivery = acks_by_delivery
         self.policy = policy
@@ -111,13 +115,6 @@ class Subscription:
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id!r} to {self.destination!r} ack={self.ack_mode}>"
-
-    @property
-    def acks(self) -> bool:
-        """
-        Does the client acknowledge deliveries?
-        """
-        return self.ack_mode != AUTO
 
     def ack_id(self, message) -> str:
         """

@@ -375,7 +375,8 @@ class StompSession:
                 )
             if self.version is None and frame.command not in _CONNECT_COMMANDS:
                 raise ProtocolError("not connected", "The first frame must be CONNECT or STOMP.")
-            waits = self._waits_before(frame)
+            # Most frames wait for nothing: one test, not a call, for them.
+            waits = self._waits_before(frame) if self._room is not None or self._unconfirmed else None
             result = self._after(waits, handler, frame) if waits else handler(self, frame)
         except Exception:
             self._frame_done(Failure(), frame)
