@@ -301,6 +301,12 @@ class ISessionTransport(Interface):
     what was written since the transport last asked the session to pause
     does, which a client that reads on but never quite catches up with a
     stream of large messages also reaches.
+
+    And it may have C{write_now(data)}: write, sending at once what the
+    socket takes. The session then keeps what it writes during a burst of
+    frames (L{stompd.broker.dispatch.DispatchGate}) and gives it to
+    C{write_now} in one piece at the end of the burst; without it, every
+    frame goes to C{write} as it is made.
     """
 
     def write(data):

@@ -353,7 +353,30 @@ class Queue:
         goes back to the store uncounted.
         """
         lease_until = None if policy.lease is None else now + policy.lease
-        auto_acked = []
+        auto_acked: list = []
+        # Held while dealing, never across a store call: each consumer's
+        # share of the batch is written to it in one piece.
+        gate = self._gate
+        gate.hold()
+        try:
+            index, last_served = self._deal_out(batch, ready, lease_until, policy, auto_acked)
+        finally:
+            gate.release()
+        self.counts.delivered += index
+        if last_served is not None and last_served in self.consumers:
+            # The next round starts after the consumer served last.
+            self._turn = self.consumers.index(last_served) + 1
+        if auto_acked:
+            await self._store.ack(self.key, auto_acked)
+        if index < len(batch):
+            await self._store.unreserve(self.key, [(message.id, message.delivery_count) for message in batch[index:]])
+            self._depth += len(batch) - index
+
+    def _deal_out(self, batch: list, ready: list, lease_until: float | None, policy, auto_acked: list) -> tuple:
+        """
+        The dealing itself: returns how many of C{batch} were delivered and
+        to whom last; C{auto_acked} gets the deliveries that need no ACK.
+        """
         index = 0
         position = 0
         last_served = None
@@ -373,15 +396,7 @@ class Queue:
             else:
                 auto_acked.append((message.id, message.delivery_count))
             subscription.target.deliver(subscription, message)
-        self.counts.delivered += index
-        if last_served is not None and last_served in self.consumers:
-            # The next round starts after the consumer served last.
-            self._turn = self.consumers.index(last_served) + 1
-        if auto_acked:
-            await self._store.ack(self.key, auto_acked)
-        if index < len(batch):
-            await self._store.unreserve(self.key, [(message.id, message.delivery_count) for message in batch[index:]])
-            self._depth += len(batch) - index
+        return index, last_served
 
     def _leases_ran_out(self, subscription) -> None:
         """

@@ -199,6 +199,8 @@ class StompSession:
         "_gone",
         "_heart_beats",
         "_looping",
+        "_out",
+        "_out_large",
         "_parser",
         "_paused_bytes",
         "_principal",
@@ -208,8 +210,7 @@ class StompSession:
         "_transaction_bytes",
         "_transactions",
         "_unconfirmed",
-        "_write",
-        "_write_sequence",
+        "_write_now",
         "broker",
         "client_id",
         "clock",
@@ -276,8 +277,12 @@ class StompSession:
         # ISessionTransport); else what was written during this pause.
         self._buffered_bytes = getattr(transport, "buffered_bytes", None)
         self._paused_bytes = 0
-        self._write = transport.write
-        self._write_sequence = transport.writeSequence
+        # A transport that can send at once (plain TCP) gets what is written
+        # during a burst in one piece at its end (see DispatchGate): kept
+        # here meanwhile, with whether a large body is among it.
+        self._write_now = getattr(transport, "write_now", None)
+        self._out: list | None = None
+        self._out_large = False
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
         self._abort_timer = None
         transport.registerProducer(self, True)
@@ -509,6 +514,48 @@ class StompSession:
         self.counts.sent_bytes += 1
         self._write(b"\n")
 
+    def _write(self, data: bytes) -> None:
+        """
+        Write bytes to the client; during a burst (L{DispatchGate}), kept
+        for L{flush} at its end, if the transport can send at once.
+        """
+        out = self._out
+        if out is not None:
+            out.append(data)
+        elif self._write_now is not None and self.broker.dispatch_gate.batching:
+            self._out = [data]
+            self.broker.dispatch_gate.flush_later(self)
+        else:
+            self.transport.write(data)
+
+    def _write_sequence(self, parts: tuple) -> None:
+        """
+        Write one frame as its parts, a large body among them, which are
+        never joined.
+        """
+        if self._out is None:
+            self.transport.writeSequence(parts)
+        else:
+            self._out.extend(parts)
+            self._out_large = True
+
+    def flush(self) -> None:
+        """
+        Write what was kept during a burst: in one piece, sent at once as far
+        as the socket takes it; called by the L{DispatchGate} at its end.
+        """
+        out = self._out
+        if out is None:
+            return
+        self._out = None
+        if self._gone:
+            return
+        if self._out_large:
+            self._out_large = False
+            self.transport.writeSequence(out)
+        else:
+            self._write_now(out[0] if len(out) == 1 else b"".join(out))
+
     def deliver(self, subscription: Subscription, message) -> None:
         """
         Write a MESSAGE frame; see L{IDeliveryTarget.deliver}.
@@ -611,6 +658,8 @@ class StompSession:
         # A transport whose producer is paused (a slow consumer) waits for it
         # to be unregistered before it closes, even once its buffer is sent.
         self._unregister()
+        # What is kept for the end of the burst (the ERROR, say) goes first.
+        self.flush()
         self.transport.loseConnection()
         # A client that does not read would hold its connection, and what
         # is buffered for it, for ever: give it a while to read, then cut.
