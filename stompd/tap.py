@@ -7,6 +7,7 @@ global reactor.
 
 import atexit
 import dataclasses
+import gc
 import os
 import signal
 import sys
@@ -395,4 +396,26 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
     SystemdNotifier(reactor, broker).setServiceParent(top)
     _stop_cleanly_on_sigterm(reactor)
     _reload_on_sighup(reactor, broker, options.get("config"), options.get("reload-level", True))
+    reactor.callWhenRunning(collect_less)
     return top
+
+
+# Allocations of container objects between collections of the youngest
+# generation (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 7000
+
+
+def collect_less() -> None:
+    """
+    Tune CPython's cyclic garbage collector for a broker. Nearly everything
+    it allocates per message is freed by reference counting, and what lives
+    on (messages waiting in queues) has no cycles; yet with the default
+    thresholds, collections took 7-8% of a busy broker's CPU, mostly in
+    passes over the objects of start-up and the queued messages. Collecting
+    the young generation ten times less often, and leaving out everything
+    that exists once the broker runs (C{gc.freeze}), brings that to about
+    3%. Cycles are still collected.
+    """
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
+    gc.freeze()

@@ -3,13 +3,15 @@ The service tree's start order: the broker's store is ready before any
 listener accepts a client, and a store that cannot start ends start-up.
 """
 
+import gc
+
 import pytest
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 
 from stompd.errors import ConfigError
-from stompd.tap import OrderedStartService
+from stompd.tap import GC_YOUNG_THRESHOLD, OrderedStartService, collect_less
 
 
 class Recorded(Service):
@@ -61,3 +63,23 @@ def test_a_child_failing_at_once_exits_with_one_line():
     Recorded("broker", [], fail(ConfigError("storage: broken"))).setServiceParent(top)
     with pytest.raises(SystemExit, match="^stompd: storage: broken$"):
         top.startService()
+
+
+@pytest.fixture
+def collector_restored():
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_the_collector_runs_less_often_and_skips_what_start_up_made(collector_restored):
+    frozen_before = gc.get_freeze_count()
+    collect_less()
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    assert gc.get_freeze_count() > frozen_before
+    # Cycles made later are still collected.
+    cycle = []
+    cycle.append(cycle)
+    del cycle
+    assert gc.collect() >= 1
