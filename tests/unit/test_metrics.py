@@ -4,11 +4,15 @@ fake clock: queue and topic counts, their sampled rates, and the store's
 reports of messages taken out without an acknowledgement.
 """
 
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
 from stompd.broker.message import Message
 from stompd.codec import Frame, encode_frame
-from stompd.broker.metrics import DestinationCounts
+from stompd.broker.metrics import DestinationCounts, TimedStore
 from stompd.broker.service import RATE_INTERVAL
 from stompd.broker.topic import TOPIC_COUNTS_LIMIT, TopicExchange
+from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import connected_client, make_broker
 
 
@@ -118,3 +122,28 @@ def test_frame_bytes_are_counted_by_command_as_on_the_wire():
     assert counters.frame_bytes_sent["MESSAGE"] == len(delivered)
     assert counters.bytes_sent["tcp"] == sum(counters.frame_bytes_sent.values())
     assert counters.bytes_received["tcp"] == sum(counters.frame_bytes_received.values()) + 3
+
+
+def test_store_calls_are_timed_whether_answered_at_once_or_later():
+    class HalfSlowStore(MemoryStore):
+        def __init__(self, clock):
+            super().__init__()
+            self.clock = clock
+
+        def depth(self, queue):
+            later = Deferred()
+            self.clock.callLater(0.25, later.callback, 0)
+            return later
+
+    clock = Clock()
+    store = TimedStore(HalfSlowStore(clock), clock)
+    enqueued = store.enqueue("/queue/q", Message("m1", "/queue/q", {}, b""))
+    assert enqueued.called
+    assert store.latencies["enqueue"].count == 1
+    assert store.latencies["enqueue"].total == 0.0
+    depth = store.depth("/queue/q")
+    assert store.latencies["depth"].count == 0
+    clock.advance(0.25)
+    assert depth.called
+    assert store.latencies["depth"].count == 1
+    assert store.latencies["depth"].total == 0.25
