@@ -87,6 +87,7 @@ def main(argv=None) -> None:
     parser.add_argument("--ack", default="client-individual", choices=["auto", "client", "client-individual"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one round instead")
+    parser.add_argument("--lines", type=int, default=45, help="how many functions the profile shows")
     parser.add_argument("--sort", default="tottime", help="the profile's order: tottime or cumulative")
     args = parser.parse_args(argv)
     options = (args.messages, args.producers, args.consumers, args.prefetch, args.ack, args.chunk)
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
 
         profiler = cProfile.Profile()
         profiler.runcall(run, *options)
-        pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.lines)
         return
     for round_number in range(args.rounds):
         result = run(*options)

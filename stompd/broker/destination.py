@@ -26,7 +26,9 @@ ANY_SEGMENTS = frozenset({"#", ">"})
 
 class Route:
     """
-    Where a destination string leads.
+    Where a destination string leads. Once a virtual host has handed one
+    out it is never changed: routes of queues and topics are shared by
+    every SEND to the same destination.
 
     @ivar kind: L{TOPIC}, L{QUEUE} or L{REMOTE}.
     @ivar key: for a topic, its name (matched against patterns); for a

@@ -18,6 +18,10 @@ from stompd.broker.remote import ConnectorRoutes, RemoteSource
 from stompd.broker.topic import TopicExchange, TopicIndex
 from stompd.errors import ProtocolError
 
+# The most routes a virtual host keeps, by destination, before it forgets
+# them all: clients can invent destination names.
+ROUTE_CACHE_LIMIT = 4096
+
 # Headers asking for delayed delivery, in milliseconds: ours, ActiveMQ's and
 # RabbitMQ's delayed-message plugin's.
 DELAY_HEADERS = ("delay", "AMQ_SCHEDULED_DELAY", "x-delay")
@@ -73,6 +77,11 @@ class VirtualHost:
         # durable subscription queues, by the topic pattern bound to each
         self._durable = TopicIndex()
         self._bindings: dict[str, str] = {}
+        # Routes that do not depend on the sender (queues and topics), by
+        # destination, and by destination for bare queue names (OCI):
+        # parsing a destination is on every SEND's path.
+        self._routes: dict[str, Route] = {}
+        self._bare_routes: dict[str, Route] = {}
 
     def __repr__(self) -> str:
         return f"<VirtualHost {self.name!r}>"
@@ -91,6 +100,10 @@ class VirtualHost:
             connector = self._connectors.owner(destination)
             if connector is not None and connector.relays_subscriptions:
                 return Route(REMOTE, destination, connector=connector)
+        routes = self._bare_routes if bare_queues else self._routes
+        found = routes.get(destination)
+        if found is not None:
+            return found
         found = route(destination, session_id, bare_queues)
         if found.kind == QUEUE:
             if self._channel_queue is not None and found.owner is None and found.channel is None:
@@ -99,6 +112,11 @@ class VirtualHost:
                     found.name, found.channel = split
                     found.key = found.name
             found.key = self._prefix + found.key
+        if found.owner is None:
+            # A temporary queue's route depends on who sends.
+            if len(routes) >= ROUTE_CACHE_LIMIT:
+                routes.clear()
+            routes[destination] = found
         return found
 
     def _queue(self, found: Route, by_subscribe: bool) -> Queue:

@@ -12,7 +12,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from stompd.broker.vhost import ROUTE_CACHE_LIMIT
 from stompd.config import Config, QueueConfig
+from stompd.errors import StompError
 from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import LOCAL_PEER, FakeClient, connected_client, make_broker
 
@@ -644,3 +646,29 @@ def test_a_store_that_answers_later_confirms_an_ack_only_once_stored():
     settle_clock(clock)
     assert [f.headers["receipt-id"] for f in worker.frames()] == ["acked"]
     assert broker.virtual_host("/").queues[broker.virtual_host("/").route(QUEUE, "", False).key].depth == 0
+
+
+# Routes
+
+def test_routes_of_queues_and_topics_are_kept_and_temporary_ones_are_not():
+    vhost = make_broker().virtual_host("/")
+    assert vhost.route(QUEUE, "session-a") is vhost.route(QUEUE, "session-b")
+    assert vhost.route("/topic/t", "session-a") is vhost.route("/topic/t", "session-b")
+    mine = vhost.route("/temp-queue/replies", "session-a")
+    theirs = vhost.route("/temp-queue/replies", "session-b")
+    assert (mine.owner, theirs.owner) == ("session-a", "session-b")
+    assert mine.key != theirs.key
+    # A bare name is a queue only for OCI listeners.
+    assert vhost.route("jobs", "session-a", bare_queues=True).key == "/queue/jobs"
+    with pytest.raises(StompError):
+        vhost.route("jobs", "session-a")
+
+
+def test_kept_routes_are_bounded():
+    vhost = make_broker().virtual_host("/")
+    first = vhost.route("/queue/q0", "s")
+    for n in range(1, ROUTE_CACHE_LIMIT + 1):
+        vhost.route(f"/queue/q{n}", "s")
+    again = vhost.route("/queue/q0", "s")
+    assert again is not first
+    assert again.key == first.key
