@@ -11,6 +11,8 @@ Usage::
         --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
         --scenario queue-persistent,queue
     python benchmarks/compare.py --start-stompd --start-stompd-redis --scenario fanout,fanout-2node
+    python benchmarks/compare.py --start-stompd --stompd-ws-port 0 --start-stompd-redis \\
+        --start-stompd-nodes 2 --scenario queue,queue-auto,fanout
 
 A broker is ``NAME=HOST:PORT``, then optionally ``,ws=PORT`` (its STOMP over
 WebSocket port, on the same host), ``,ws-path=/PATH`` (default ``/ws``) and
@@ -44,6 +46,15 @@ scenario and stops it right after, so the other scenarios measure one node
 alone.  Everything is stopped by process id at the end and the Redis
 directory removed.  ``--taskset CPUS`` runs the processes compare.py starts
 under ``taskset -c CPUS``.
+
+``--start-stompd-nodes N`` starts another private ``redis-server`` and N
+stompd nodes on it (same url and key prefix, node ids ``bench-x1`` ...)
+that all accept on one STOMP socket (``--stompd-nodes-port``) and one
+WebSocket socket, which compare.py makes and hands to every node as
+systemd's socket activation would (``systemd:domain=INET:index=0`` and
+``index=1``); the kernel gives each new connection to one of them.  The
+broker is ``stompd-redis-xN``; the table gets a row with the connections
+each node took in each scenario.
 """
 
 import argparse
@@ -248,22 +259,10 @@ class StompdProcess:
         if port_in_use(self.ws_port):
             raise RuntimeError("127.0.0.1:%d is already in use; pick %s "
                                "(0 for any free port)" % (self.ws_port, self.ws_port_option))
-        if not os.access(self.twistd, os.X_OK):
-            raise RuntimeError("no twistd at %s (pass --twistd)" % self.twistd)
-        # Its own working directory, so nothing twistd writes lands in the tree.
-        self.workdir = tempfile.mkdtemp(prefix="%s-bench-" % self.name)
-        self.log_path = os.path.join(self.workdir, "stompd.log")
-        cmd = [self.twistd, "-n", "--pidfile=", "stompd"]
-        if self.config is not None:
-            config_path = os.path.join(self.workdir, "stompd.toml")
-            with open(config_path, "w") as handle:
-                handle.write(self.config)
-            cmd += ["--config", config_path]
         # Both listeners explicitly on loopback: stompd's default WebSocket
         # listener is tcp:15674 on every interface.
-        cmd += ["--listen", "tcp:%d:interface=127.0.0.1" % self.port,
-                "--listen-ws", "tcp:%d:interface=127.0.0.1" % self.ws_port]
-        cmd = pinned(cmd, self.cpus)
+        cmd = pinned(self._command("tcp:%d:interface=127.0.0.1" % self.port,
+                                   "tcp:%d:interface=127.0.0.1" % self.ws_port), self.cpus)
         log("starting %s: %s" % (self.name, " ".join(cmd)))
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
@@ -275,6 +274,25 @@ class StompdProcess:
                                "log:\n%s" % (self.name, self.port, self.ws_port, self.log_tail()))
         log("%s running, pid %d, STOMP on %d, WebSocket on %d, log %s"
             % (self.name, self.proc.pid, self.port, self.ws_port, self.log_path))
+
+    def _command(self, listen, listen_ws):
+        """Make the working directory (and config file); return the twistd command line.
+
+        Raise RuntimeError when there is no twistd to run.
+        """
+        if not os.access(self.twistd, os.X_OK):
+            raise RuntimeError("no twistd at %s (pass --twistd)" % self.twistd)
+        # Its own working directory, so nothing twistd writes lands in the tree.
+        self.workdir = tempfile.mkdtemp(prefix="%s-bench-" % self.name)
+        self.log_path = os.path.join(self.workdir, "stompd.log")
+        # Absolute: the child runs in the working directory.
+        cmd = [os.path.abspath(self.twistd), "-n", "--pidfile=", "stompd"]
+        if self.config is not None:
+            config_path = os.path.join(self.workdir, "stompd.toml")
+            with open(config_path, "w") as handle:
+                handle.write(self.config)
+            cmd += ["--config", config_path]
+        return cmd + ["--listen", listen, "--listen-ws", listen_ws]
 
     def log_tail(self, lines=30):
         """The end of stompd's log, for error messages."""
@@ -448,6 +466,293 @@ class StompdRedisSetup:
         self.redis.stop(keep_files=failed)
 
 
+# -- several stompd nodes behind one socket --------------------------------
+
+# What each node's process runs first, doing what systemd does between fork
+# and exec for a socket-activated service: it puts the listening sockets it
+# inherited (argv[1], their descriptor numbers) at descriptors 3, 4 ..., sets
+# LISTEN_PID to its own pid and execs twistd (argv[2:]), which keeps that
+# pid. Twisted's systemd: endpoint takes the sockets only when LISTEN_PID is
+# the process's own pid, which nobody knows before the fork.
+ACTIVATE = """\
+import fcntl, os, sys
+fds = [int(fd) for fd in sys.argv[1].split(",")]
+first = 3
+# Copies above the targets first, so that no dup2 overwrites a socket still to be placed.
+copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, first + len(fds)) for fd in fds]
+for n, fd in enumerate(copies):
+    os.dup2(fd, first + n)
+for fd in fds + copies:
+    if fd >= first + len(fds):
+        os.close(fd)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def listening_socket(port, hint):
+    """A TCP socket listening on 127.0.0.1:``port``, to hand to stompd nodes; raise RuntimeError.
+
+    Made as systemd makes a ``ListenStream=`` socket (``stompd.socket``):
+    ``SO_REUSEADDR``, ``TCP_NODELAY`` (inherited by accepted connections),
+    a backlog of ``SOMAXCONN``. ``hint`` ends the error message: what to do
+    when the port is taken.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError("cannot listen on 127.0.0.1:%d (%s); %s"
+                           % (port, exc.strerror, hint)) from None
+    sock.listen(socket.SOMAXCONN)
+    return sock
+
+
+def wait_for_ready(notify, proc, timeout):
+    """Wait for ``READY=1`` on the datagram socket ``notify``; False if ``proc`` dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    notify.settimeout(0.2)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            message = notify.recv(4096)
+        except socket.timeout:
+            continue
+        if b"READY=1" in message.split(b"\n"):
+            return True
+    return False
+
+
+class ActivatedStompdProcess(StompdProcess):
+    """A ``twistd -n stompd`` node that accepts on listening sockets it inherits, as under systemd.
+
+    ``sockets`` are the STOMP and the WebSocket listening sockets, which
+    the node gets as descriptors 3 and 4 with ``LISTEN_FDS``,
+    ``LISTEN_FDNAMES`` and ``LISTEN_PID`` set as systemd sets them, and
+    listens on with ``systemd:domain=INET:index=0`` and ``index=1``. Any
+    number of nodes can share the same sockets: the kernel gives each new
+    connection to one of the processes accepting on it. Ready once it sends
+    ``READY=1`` to its ``NOTIFY_SOCKET`` (store, connectors and listeners
+    up), as for systemd's ``Type=notify``.
+    """
+
+    def __init__(self, sockets, twistd, config, name, cpus=None, start_timeout=30.0):
+        super().__init__(sockets[0].getsockname()[1], sockets[1].getsockname()[1], twistd,
+                         start_timeout=start_timeout, config=config, name=name, cpus=cpus)
+        self.sockets = sockets
+        self.notify = None
+
+    def spawn(self):
+        """Start the node without waiting for it; raise RuntimeError when there is no twistd."""
+        cmd = self._command("systemd:domain=INET:index=0", "systemd:domain=INET:index=1")
+        fds = [s.fileno() for s in self.sockets]
+        cmd = pinned([sys.executable, "-c", ACTIVATE, ",".join(map(str, fds))] + cmd, self.cpus)
+        notify_path = os.path.join(self.workdir, "notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(notify_path)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("LISTEN_", "WATCHDOG_", "NOTIFY_SOCKET"))}
+        # LISTEN_FDNAMES too: Twisted ignores LISTEN_FDS without as many names.
+        env.update(LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES="stomp:websocket",
+                   NOTIFY_SOCKET=notify_path)
+        log("starting %s: %s" % (self.name, " ".join("'<ACTIVATE>'" if c is ACTIVATE else c
+                                                    for c in cmd)))
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, pass_fds=fds,
+                                         stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def wait_ready(self):
+        """Wait for the node's READY=1; raise RuntimeError (node stopped, log kept) if it fails."""
+        try:
+            ready = wait_for_ready(self.notify, self.proc, self.start_timeout)
+        finally:
+            self.notify.close()
+            self.notify = None
+        if not ready:
+            status = self.proc.poll()
+            self.stop(keep_log=True)
+            why = ("exited (status %d) before READY=1" % status if status is not None
+                   else "did not report READY=1 within %.0fs" % self.start_timeout)
+            raise RuntimeError("%s %s; log:\n%s" % (self.name, why, self.log_tail()))
+        log("%s running, pid %d, accepting on the shared ports %d and %d, log %s"
+            % (self.name, self.proc.pid, self.port, self.ws_port, self.log_path))
+
+    def start(self):
+        """Start the node and wait until it is ready; raise RuntimeError on failure."""
+        self.spawn()
+        self.wait_ready()
+
+    def connections_logged(self):
+        """How many CONNECTED lines the node's log holds so far (one per STOMP connection)."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                return sum(1 for line in handle if b" CONNECTED session-" in line)
+        except (OSError, TypeError):
+            return 0
+
+
+REDIS_NODES_CONFIG = """\
+# Written by benchmarks/compare.py for one run: node %(n)d of %(count)d, all
+# on one Redis and key prefix, accepting on the sockets they inherit.
+node-id = "%(node)s"
+# CONNECTED's server header names the node a connection landed on.
+server-name = "%(node)s"
+
+[storage]
+backend = "redis"
+
+[storage.redis]
+url = "%(url)s"
+key-prefix = "stompd-bench:"
+timeout = 5.0
+"""
+
+
+def stomp_server_header(port, timeout=5.0):
+    """Connect to 127.0.0.1:``port``, CONNECT, and return ``(socket, server header)``; raise OSError."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00")
+        reply = b""
+        while b"\x00" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise OSError("connection closed before CONNECTED")
+            reply += chunk
+    except BaseException:
+        sock.close()
+        raise
+    head = reply.split(b"\x00")[0].lstrip(b"\r\n").decode("utf-8", "replace").split("\n\n")[0]
+    command, *lines = head.split("\n")
+    headers = dict(line.split(":", 1) for line in lines if ":" in line)
+    if command.strip() != "CONNECTED":
+        sock.close()
+        raise OSError("expected CONNECTED, got %s %s" % (command, headers.get("message", "")))
+    return sock, headers.get("server", "")
+
+
+class StompdNodesSetup:
+    """A private redis-server and ``count`` stompd nodes on it, all accepting on one socket.
+
+    Compare.py makes one listening socket for STOMP (127.0.0.1:``port``)
+    and one for WebSocket (``ws_port``) and hands both to every node, as
+    systemd's ``stompd.socket`` would hand them to one: every node takes
+    connections from the same sockets, so the nodes act as one broker on
+    one address, each in its own process (its own core). The measured
+    broker is ``name``, ``stompd-redis-xN``.
+    """
+
+    def __init__(self, count, port, ws_port, redis_port, twistd, redis_server="redis-server",
+                 cpus=None):
+        self.count = count
+        self.port = port
+        self.ws_port = ws_port
+        self.twistd = twistd
+        self.cpus = cpus
+        self.redis = RedisProcess(redis_port, redis_server, cpus=cpus)
+        self.sockets = []
+        self.nodes = []
+
+    @property
+    def name(self):
+        """The broker's column name."""
+        return "stompd-redis-x%d" % self.count
+
+    def start(self):
+        """Start Redis, make the sockets, start every node and check that each takes connections.
+
+        Raise RuntimeError (with everything stopped) on failure.
+        """
+        try:
+            # The sockets first: a port in use fails before anything is started.
+            self.sockets = [listening_socket(self.port, "pick --stompd-nodes-port"),
+                            listening_socket(self.ws_port, "a spare port was taken meanwhile: "
+                                                           "run again")]
+            self.redis.start()
+            for n in range(1, self.count + 1):
+                node_id = "bench-x%d" % n
+                config = REDIS_NODES_CONFIG % {"n": n, "count": self.count, "node": node_id,
+                                               "url": self.redis.url}
+                self.nodes.append(ActivatedStompdProcess(
+                    self.sockets, self.twistd, config, "%s-%d" % (self.name, n), cpus=self.cpus))
+            # All at once: each node's start-up (imports, Redis, lease) overlaps the others'.
+            for node in self.nodes:
+                node.spawn()
+            for node in self.nodes:
+                node.wait_ready()
+            if not wait_for_websocket("127.0.0.1", self.ws_port, "/ws", self.nodes[0].proc, 5.0):
+                raise RuntimeError("no WebSocket handshake on the shared ws://127.0.0.1:%d/ws"
+                                   % self.ws_port)
+            self.probe()
+        except RuntimeError:
+            self.stop(failed=True)
+            raise
+
+    def probe(self, per_node=8):
+        """Hold ``per_node`` x count connections open at once; log which node each landed on.
+
+        Every node answers with its node id as CONNECTED's server header.
+        Raise RuntimeError if a connection fails; only log when one node
+        got none (the kernel, not compare.py, chooses, so that is no error).
+        """
+        landed = {"bench-x%d" % n: 0 for n in range(1, self.count + 1)}
+        held = []
+        try:
+            for _ in range(per_node * self.count):
+                try:
+                    sock, server = stomp_server_header(self.port)
+                except OSError as exc:
+                    raise RuntimeError("probe connection to the shared 127.0.0.1:%d failed: %s"
+                                       % (self.port, exc)) from None
+                held.append(sock)
+                node = server.partition("/")[0]
+                landed[node] = landed.get(node, 0) + 1
+        finally:
+            for sock in held:
+                sock.close()
+        log("%s: %d connections to 127.0.0.1:%d landed on %s"
+            % (self.name, len(held), self.port,
+               ", ".join("%s %d" % item for item in sorted(landed.items()))))
+        idle = [node for node, count in landed.items() if not count]
+        if idle:
+            log("%s: warning: no probe connection landed on %s" % (self.name, ", ".join(idle)))
+
+    def mark(self):
+        """Each node's count of connections so far, for ``connections_since``."""
+        return [node.connections_logged() for node in self.nodes]
+
+    def connections_since(self, mark):
+        """The STOMP connections each node accepted since ``mark``, by node id."""
+        return {"bench-x%d" % n: node.connections_logged() - before
+                for n, (node, before) in enumerate(zip(self.nodes, mark), 1)}
+
+    def stop(self, failed=False):
+        """Stop the nodes (SIGTERM to each pid, then wait for each), close the sockets, stop Redis."""
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                log("stopping %s (SIGTERM to pid %d)" % (node.name, node.proc.pid))
+                os.kill(node.proc.pid, signal.SIGTERM)
+        for node in self.nodes:
+            if node.notify is not None:
+                node.notify.close()
+                node.notify = None
+            if node.proc is not None:
+                try:
+                    node.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    pass  # node.stop sends SIGTERM again, then SIGKILL
+            node.stop(keep_log=failed)
+        for sock in self.sockets:
+            sock.close()
+        self.sockets = []
+        self.redis.stop(keep_files=failed)
+
+
 # -- running and tabulating ------------------------------------------------
 
 
@@ -562,6 +867,14 @@ def format_table(brokers, scenarios, results):
                 value = _get(results.get((broker.name, scenario)) or {}, path)
                 cells.append(fmt.format(value) if isinstance(value, (int, float)) else "-")
             rows.append([scenario, label] + cells)
+        if any(_get(results.get((b.name, scenario)) or {}, "connections_per_node")
+               for b in brokers):
+            # Brokers of several nodes on one socket: connections each node took.
+            rows.append([scenario, "connections per node"] +
+                        ["/".join(str(n) for n in per_node.values())
+                         if (per_node := _get(results.get((b.name, scenario)) or {},
+                                              "connections_per_node")) else "-"
+                         for b in brokers])
         rows.append([scenario, "verified"] +
                     [verdict(results.get((b.name, scenario))) for b in brokers])
         rows.append([scenario, "wall s"] +
@@ -625,6 +938,14 @@ def main(argv=None):
                              "WebSocket port is any free one)")
     parser.add_argument("--stompd-redis-peer-port", type=int, default=61654,
                         help="STOMP port of its second node, for fanout-2node (default 61654)")
+    parser.add_argument("--start-stompd-nodes", type=int, default=0, metavar="N",
+                        help="start another private redis-server and N stompd nodes on it, all "
+                             "accepting on one STOMP and one WebSocket socket that compare.py "
+                             "makes and hands to each (socket activation), as broker "
+                             "'stompd-redis-xN'")
+    parser.add_argument("--stompd-nodes-port", type=int, default=61663,
+                        help="the STOMP port the nodes of --start-stompd-nodes share (default "
+                             "61663; their shared WebSocket port is any free one)")
     parser.add_argument("--redis-port", type=int, default=0,
                         help="port of the started redis-server (default 0: any free port)")
     parser.add_argument("--redis-server", default="redis-server",
@@ -647,6 +968,28 @@ def main(argv=None):
         parser.error(str(exc))
     if args.taskset and shutil.which("taskset") is None:
         parser.error("--taskset needs the taskset command (util-linux)")
+    if args.start_stompd_nodes < 0:
+        parser.error("--start-stompd-nodes: give a number of nodes, 1 or more")
+    if args.start_stompd_nodes:
+        nodes_setup = StompdNodesSetup(args.start_stompd_nodes, args.stompd_nodes_port, spare_port(),
+                                       spare_port(), args.twistd, args.redis_server,
+                                       cpus=args.taskset)
+        if any(b.name == nodes_setup.name for b in brokers):
+            parser.error("--start-stompd-nodes adds a broker named %s; do not pass one too"
+                         % nodes_setup.name)
+        ports = [args.stompd_nodes_port]
+        if args.start_stompd_redis:
+            ports += [args.stompd_redis_port, args.stompd_redis_peer_port]
+        if args.start_stompd:
+            ports.append(args.stompd_port)
+        if len(set(ports)) != len(ports):
+            parser.error("--stompd-nodes-port must differ from --stompd-port, --stompd-redis-port "
+                         "and --stompd-redis-peer-port")
+        brokers.insert(0, Broker(nodes_setup.name, "127.0.0.1", args.stompd_nodes_port,
+                                 args.login, args.passcode, args.vhost,
+                                 ws_port=nodes_setup.ws_port, ws_path="/ws"))
+    else:
+        nodes_setup = None
     if args.start_stompd_redis:
         if any(b.name == "stompd-redis" for b in brokers):
             parser.error("--start-stompd-redis adds a broker named stompd-redis; do not pass one too")
@@ -674,7 +1017,7 @@ def main(argv=None):
                                  ws_port=args.stompd_ws_port, ws_path="/ws"))
     if not brokers:
         parser.error("give at least one --broker NAME=HOST:PORT (or --start-stompd, "
-                     "--start-stompd-redis)")
+                     "--start-stompd-redis, --start-stompd-nodes N)")
     names = [b.name for b in brokers]
     if len(set(names)) != len(names):
         parser.error("broker names must be unique")
@@ -706,6 +1049,8 @@ def main(argv=None):
                 stompd.start()
             if redis_setup:
                 redis_setup.start()
+            if nodes_setup:
+                nodes_setup.start()
         except RuntimeError as exc:
             log("error: %s" % exc)
             return 2
@@ -724,8 +1069,16 @@ def main(argv=None):
                     continue
                 if (broker.name, scenario) in results:
                     continue
+                nodes_run = nodes_setup is not None and broker.name == nodes_setup.name
+                mark = nodes_setup.mark() if nodes_run else None
                 results[(broker.name, scenario)] = run_one(
                     broker, scenario, passthrough, args.run_timeout)
+                if nodes_run:
+                    # Which node the load generator's connections landed on.
+                    results[(broker.name, scenario)]["connections_per_node"] = \
+                        nodes_setup.connections_since(mark)
+                    for node in nodes_setup.nodes:
+                        check_alive(node, scenario)
                 if stompd and broker.name == "stompd":
                     check_alive(stompd, scenario)
                 if redis_setup and broker.name == "stompd-redis":
@@ -734,6 +1087,8 @@ def main(argv=None):
             if redis_setup and scenario in PEER_SCENARIOS:
                 redis_setup.stop_peer(failed=not all_ok())
     finally:
+        if nodes_setup:
+            nodes_setup.stop(failed=not all_ok())
         if redis_setup:
             redis_setup.stop(failed=not all_ok())
         if stompd:
