@@ -596,21 +596,9 @@ class ActivatedStompdProcess(StompdProcess):
             return 0
 
 
-REDIS_NODES_CONFIG = """\
-# Written by benchmarks/compare.py for one run: node %(n)d of %(count)d, all
-# on one Redis and key prefix, accepting on the sockets they inherit.
-node-id = "%(node)s"
-# CONNECTED's server header names the node a connection landed on.
-server-name = "%(node)s"
-
-[storage]
-backend = "redis"
-
-[storage.redis]
-url = "%(url)s"
-key-prefix = "stompd-bench:"
-timeout = 5.0
-"""
+# A node of several behind one socket: REDIS_NODE_CONFIG, and CONNECTED's
+# server header names the node a connection landed on.
+REDIS_NODES_CONFIG = 'server-name = "%(node)s"\n' + REDIS_NODE_CONFIG
 
 
 def stomp_server_header(port, timeout=5.0):
@@ -676,8 +664,7 @@ class StompdNodesSetup:
             self.redis.start()
             for n in range(1, self.count + 1):
                 node_id = "bench-x%d" % n
-                config = REDIS_NODES_CONFIG % {"n": n, "count": self.count, "node": node_id,
-                                               "url": self.redis.url}
+                config = REDIS_NODES_CONFIG % {"node": node_id, "url": self.redis.url}
                 self.nodes.append(ActivatedStompdProcess(
                     self.sockets, self.twistd, config, "%s-%d" % (self.name, n), cpus=self.cpus))
             # All at once: each node's start-up (imports, Redis, lease) overlaps the others'.

@@ -663,16 +663,23 @@ def stop_activemq_state(state_dir, state, keep_files=False):
     SIGTERM runs ActiveMQ's shutdown hook (the KahaDB journal is closed
     cleanly); SIGKILL follows if it has not exited after 30 s.
     """
-    stop_pid(state.get("pid"), "ActiveMQ", term_timeout=30.0)
+    stop_instance(state_dir, state, "activemq", "ActiveMQ", keep_files, term_timeout=30.0)
+
+
+def stop_instance(state_dir, state, broker, label, keep_files=False, term_timeout=15.0):
+    """Stop the process recorded in ``state`` by its id, then anything else
+    still running from its instance directory; remove the directory (unless
+    ``keep_files``) and the state file."""
+    stop_pid(state.get("pid"), label, term_timeout=term_timeout)
     for pid in processes_mentioning(state["dir"]):
-        stop_pid(pid, "ActiveMQ helper")
+        stop_pid(pid, "%s helper" % label)
     leftovers = [p for p in [state.get("pid")] if pid_alive(p)]
     leftovers += processes_mentioning(state["dir"])
     if leftovers:
         raise RefBrokerError("processes still running: %s" % leftovers)
     if not keep_files:
         shutil.rmtree(state["dir"], ignore_errors=True)
-    remove_state(state_dir, "activemq")
+    remove_state(state_dir, broker)
 
 
 # -- stompserver -----------------------------------------------------------
@@ -848,16 +855,7 @@ def stop_stompserver_state(state_dir, state, keep_files=False):
     SIGTERM ends Ruby's event loop at once (stompserver traps only SIGINT);
     its memory queues have nothing to save.  SIGKILL follows if it lingers.
     """
-    stop_pid(state.get("pid"), "stompserver")
-    for pid in processes_mentioning(state["dir"]):
-        stop_pid(pid, "stompserver helper")
-    leftovers = [p for p in [state.get("pid")] if pid_alive(p)]
-    leftovers += processes_mentioning(state["dir"])
-    if leftovers:
-        raise RefBrokerError("processes still running: %s" % leftovers)
-    if not keep_files:
-        shutil.rmtree(state["dir"], ignore_errors=True)
-    remove_state(state_dir, "stompserver")
+    stop_instance(state_dir, state, "stompserver", "stompserver", keep_files)
 
 
 # -- command line ----------------------------------------------------------
