@@ -392,15 +392,21 @@ def wait_for_stomp(name, server, state, log_path, timeout, stop):
         time.sleep(0.5)
 
 
+def refuse_a_second(args, broker, label, pid_keys=("pid",)):
+    """Make the state directory; refuse to start ``broker`` while the one
+    recorded there (any of the processes under ``pid_keys``) still runs."""
+    os.makedirs(args.state_dir, exist_ok=True)
+    old = load_state(args.state_dir, broker)
+    if old and any(pid_alive(old.get(key)) for key in pid_keys):
+        raise RefBrokerError(
+            "a benchmark %s is already running (pid %s, state in %s); "
+            "stop it first" % (label, old.get("pid"), args.state_dir)
+        )
+
+
 def start_rabbitmq(args):
     """Start a private RabbitMQ node with STOMP; return its recorded state."""
-    os.makedirs(args.state_dir, exist_ok=True)
-    old = load_state(args.state_dir, "rabbitmq")
-    if old and (pid_alive(old.get("pid")) or pid_alive(old.get("epmd_pid"))):
-        raise RefBrokerError(
-            "a benchmark RabbitMQ is already running (pid %s, state in %s); "
-            "stop it first" % (old.get("pid"), args.state_dir)
-        )
+    refuse_a_second(args, "rabbitmq", "RabbitMQ", ("pid", "epmd_pid"))
     for port in (args.stomp_port, args.web_stomp_port):
         if not port_is_free(port):
             raise RefBrokerError("port 127.0.0.1:%d is already in use" % port)
@@ -620,13 +626,7 @@ def activemq_command(state, java):
 
 def start_activemq(args):
     """Start a private ActiveMQ broker with STOMP and KahaDB; return its recorded state."""
-    os.makedirs(args.state_dir, exist_ok=True)
-    old = load_state(args.state_dir, "activemq")
-    if old and pid_alive(old.get("pid")):
-        raise RefBrokerError(
-            "a benchmark ActiveMQ is already running (pid %s, state in %s); "
-            "stop it first" % (old.get("pid"), args.state_dir)
-        )
+    refuse_a_second(args, "activemq", "ActiveMQ")
     if not port_is_free(args.stomp_port, args.address):
         raise RefBrokerError("port %s:%d is already in use" % (args.address, args.stomp_port))
     ensure_activemq_installed()
@@ -812,13 +812,7 @@ def write_stompserver_files(state):
 
 def start_stompserver(args):
     """Start a private stompserver with memory queues; return its recorded state."""
-    os.makedirs(args.state_dir, exist_ok=True)
-    old = load_state(args.state_dir, "stompserver")
-    if old and pid_alive(old.get("pid")):
-        raise RefBrokerError(
-            "a benchmark stompserver is already running (pid %s, state in %s); "
-            "stop it first" % (old.get("pid"), args.state_dir)
-        )
+    refuse_a_second(args, "stompserver", "stompserver")
     if not port_is_free(args.stomp_port):
         raise RefBrokerError("port 127.0.0.1:%d is already in use" % args.stomp_port)
     ensure_stompserver_installed()
