@@ -38,8 +38,10 @@ _CONNECT_COMMANDS = ("CONNECT", "STOMP")
 _STORED_COMMANDS = ("SEND", "ACK", "NACK")
 # SENDs, ACKs and NACKs whose storing a session does not wait for before
 # reading on (a store over the network answers each after a round trip);
-# past this many, it waits.
+# past this many, it waits until no more than RESUME_UNCONFIRMED are left:
+# one pause and resume of reading per half a window, not one per frame.
 MAX_UNCONFIRMED = 256
+RESUME_UNCONFIRMED = MAX_UNCONFIRMED // 2
 
 
 class _Unconfirmed:
@@ -210,6 +212,7 @@ class StompSession:
         "_transaction_bytes",
         "_transactions",
         "_unconfirmed",
+        "_unconfirmed_room",
         "_write_now",
         "broker",
         "client_id",
@@ -268,6 +271,8 @@ class StompSession:
         # once there is one (an empty deque is 600 bytes an idle session
         # need not hold).
         self._unconfirmed: deque[_Unconfirmed] | tuple = ()
+        # Fires once few enough frames are being stored to read on.
+        self._unconfirmed_room: Deferred | None = None
         # Fires when a queue an earlier SEND filled has room again.
         self._room: Deferred | None = None
         self._reading_paused = False
@@ -456,9 +461,8 @@ class StompSession:
         storing.addBoth(self._unconfirmed_done, entry, frame)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
             return _Stored(None)
-        oldest = Deferred()
-        self._unconfirmed[0].storing.addBoth(lambda _: oldest.callback(None))
-        return _Stored(oldest)
+        self._unconfirmed_room = Deferred()
+        return _Stored(self._unconfirmed_room)
 
     def _unconfirmed_done(self, outcome, entry: "_Unconfirmed", frame: Frame) -> None:
         if isinstance(outcome, Failure):
@@ -468,6 +472,7 @@ class StompSession:
             else:
                 self.log.failure("Storing {command} failed", outcome, command=frame.command)
                 self._fail(StompError("internal error", "The broker failed to store this frame."), frame)
+            self._read_on_if_room()
             return
         entry.done = True
         unconfirmed = self._unconfirmed
@@ -475,6 +480,14 @@ class StompSession:
             receipt = unconfirmed.popleft().receipt
             if receipt is not None and not self._closing:
                 self._send_frame(Frame("RECEIPT", {"receipt-id": receipt}))
+        if self._unconfirmed_room is not None:
+            self._read_on_if_room()
+
+    def _read_on_if_room(self) -> None:
+        room = self._unconfirmed_room
+        if room is not None and len(self._unconfirmed) <= RESUME_UNCONFIRMED:
+            self._unconfirmed_room = None
+            room.callback(None)
 
     def _frame_done(self, outcome, frame: Frame, receipt: bool = True) -> None:
         self._busy = False

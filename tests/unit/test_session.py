@@ -312,17 +312,29 @@ def test_a_send_not_stored_gets_an_error_and_nothing_later_is_confirmed():
 
 
 def test_unconfirmed_sends_are_bounded():
-    from stompd.session.session import MAX_UNCONFIRMED
+    from stompd.session.session import MAX_UNCONFIRMED, RESUME_UNCONFIRMED
 
     store = SlowStore()
     client = FakeClient(make_broker(store=store))
     client.connect()
-    for n in range(MAX_UNCONFIRMED + 10):
+    for n in range(2 * MAX_UNCONFIRMED):
         client.send("SEND", {"destination": "/queue/q"}, b"%d" % n)
     assert len(store.pending) == MAX_UNCONFIRMED
     assert client.transport.producerState == "paused"
+    # Reading resumes once no more than RESUME_UNCONFIRMED are left, not
+    # at every SEND stored.
+    for _ in range(MAX_UNCONFIRMED - RESUME_UNCONFIRMED - 1):
+        store.answer()
+    assert len(store.pending) == RESUME_UNCONFIRMED + 1
+    assert client.transport.producerState == "paused"
     store.answer()
     assert len(store.pending) == MAX_UNCONFIRMED
+    assert client.transport.producerState == "paused"
+    while store.pending:
+        store.answer()
+    assert client.transport.producerState == "producing"
+    # Every SEND was read and stored, none twice.
+    assert store.depth("/queue/q").result == 2 * MAX_UNCONFIRMED
 
 
 class SequenceTransport(StringTransport):
