@@ -148,6 +148,10 @@ class Queue:
         if action == ACK:
             self.counts.acked += len(tokens)
             settled = self._store.ack(self.key, tokens)
+            if settled is not None and not settled.called:
+                # The consumer has room again already: its next messages
+                # are reserved behind the ACK instead of a round trip after.
+                self.wake()
         elif action == RELEASE:
             settled = self._store.release(self.key, tokens, visible_at)
             self._depth += len(tokens)

@@ -648,6 +648,47 @@ def test_a_store_that_answers_later_confirms_an_ack_only_once_stored():
     assert broker.virtual_host("/").queues[broker.virtual_host("/").route(QUEUE, "", False).key].depth == 0
 
 
+class HeldAckStore(LaterStore):
+    """
+    A L{LaterStore} whose ACKs are answered only when the test says so.
+    """
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.held = []
+
+    def ack(self, queue, deliveries):
+        held = Deferred()
+        self.held.append((held, MemoryStore.ack(self, queue, deliveries)))
+        return held
+
+    def answer_acks(self):
+        for held, answered in self.held:
+            answered.addCallback(held.callback)
+        self.held = []
+
+
+def test_a_consumer_gets_its_next_message_while_its_ack_is_being_stored():
+    clock = Clock()
+    store = HeldAckStore(clock)
+    broker = make_broker(store=store, clock=clock)
+    worker = consumer(broker, **{"prefetch-count": "1"})
+    producer = connected_client(broker)
+    send(producer, b"first")
+    send(producer, b"second")
+    settle_clock(clock)
+    [first] = messages(worker)
+    worker.send("ACK", {"id": first.headers["ack"], "receipt": "acked"})
+    settle_clock(clock)
+    # Its window has room again as soon as the ACK is read: the next
+    # message does not wait a round trip of the store behind the ACK.
+    assert bodies(worker) == [b"second"]
+    assert store.held
+    store.answer_acks()
+    settle_clock(clock)
+    assert [f.headers["receipt-id"] for f in worker.frames()] == ["acked"]
+
+
 # Routes
 
 def test_routes_of_queues_and_topics_are_kept_and_temporary_ones_are_not():
