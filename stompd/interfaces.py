@@ -248,6 +248,22 @@ class IMessageStore(Interface):
         """
 
 
+class ITimedStore(Interface):
+    """
+    An L{IMessageStore} that times its own message calls. The broker times
+    a store's calls one by one otherwise; a store that answers many calls
+    with one round trip (a batch) times that answer once for all of them.
+    """
+
+    def time_calls(observe):
+        """
+        From now on, call C{observe(operation, seconds, calls)} as calls
+        end: C{calls} calls of C{operation} (the method's name: C{enqueue},
+        C{reserve}, C{ack}, C{release}, C{unreserve}, C{dead_letter},
+        C{depth} or C{purge}) took C{seconds} each, failed or not.
+        """
+
+
 class IAuthenticator(Interface):
     """
     Decides who may connect.

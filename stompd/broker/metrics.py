@@ -8,6 +8,7 @@ from collections import Counter
 
 from stompd.broker.immediate import NOT_YET, result_now
 from stompd.broker.policy import EXPIRED
+from stompd.interfaces import ITimedStore
 
 
 class SessionCounts:
@@ -182,10 +183,13 @@ class Histogram:
         self.total = 0.0
         self.count = 0
 
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.total += seconds
-        self.count += 1
+    def observe(self, seconds: float, times: int = 1) -> None:
+        """
+        Count C{times} observations of C{seconds} each.
+        """
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += times
+        self.total += seconds * times
+        self.count += times
 
 
 # The store calls that are timed: those on the way of messages.
@@ -195,15 +199,24 @@ _TIMED = frozenset(("enqueue", "reserve", "ack", "release", "unreserve", "dead_l
 class TimedStore:
     """
     A store as the broker sees it: the same store, its message calls timed
-    into L{latencies}, by operation.
+    into L{latencies}, by operation; by the store itself if it provides
+    L{ITimedStore}.
     """
 
     def __init__(self, store, clock) -> None:
         self._store = store
         self._clock = clock
         self.latencies: dict[str, Histogram] = {name: Histogram() for name in _TIMED}
+        if ITimedStore.providedBy(store):
+            store.time_calls(self._observe)
+            return
         for name in _TIMED:
             setattr(self, name, self._timed(name, getattr(store, name)))
+
+    def _observe(self, operation: str, seconds: float, calls: int) -> None:
+        histogram = self.latencies.get(operation)
+        if histogram is not None:
+            histogram.observe(seconds, calls)
 
     def _timed(self, name: str, call):
         histogram = self.latencies[name]

@@ -4,14 +4,17 @@ fake clock: queue and topic counts, their sampled rates, and the store's
 reports of messages taken out without an acknowledgement.
 """
 
+import pytest
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from zope.interface import implementer
 
 from stompd.broker.message import Message
 from stompd.codec import Frame, encode_frame
-from stompd.broker.metrics import DestinationCounts, TimedStore
+from stompd.broker.metrics import LATENCY_BUCKETS, DestinationCounts, TimedStore
 from stompd.broker.service import RATE_INTERVAL
 from stompd.broker.topic import TOPIC_COUNTS_LIMIT, TopicExchange
+from stompd.interfaces import ITimedStore
 from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import connected_client, make_broker
 
@@ -147,3 +150,23 @@ def test_store_calls_are_timed_whether_answered_at_once_or_later():
     assert depth.called
     assert store.latencies["depth"].count == 1
     assert store.latencies["depth"].total == 0.25
+
+
+def test_a_store_that_times_its_own_calls_is_not_timed_again():
+    @implementer(ITimedStore)
+    class BatchingStore(MemoryStore):
+        def time_calls(self, observe):
+            self.observe = observe
+
+    clock = Clock()
+    inner = BatchingStore()
+    store = TimedStore(inner, clock)
+    store.enqueue("/queue/q", Message("m1", "/queue/q", {}, b""))
+    assert store.latencies["enqueue"].count == 0
+    # One answer for three calls, 2 ms each.
+    inner.observe("enqueue", 0.002, 3)
+    inner.observe("publish", 0.002, 1)
+    enqueue = store.latencies["enqueue"]
+    assert (enqueue.count, enqueue.total) == (3, pytest.approx(0.006))
+    assert enqueue.counts[LATENCY_BUCKETS.index(0.0025)] == 3
+    assert "publish" not in store.latencies
