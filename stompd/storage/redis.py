@@ -163,6 +163,13 @@ class _Protocol(txredisapi.RedisProtocol):
             self.transport.setTcpNoDelay(True)
         return super().connectionMade()
 
+    def tryConvertData(self, data):
+        # Replies are used as hiredis gives them (bytes, no number
+        # conversion): txredisapi would copy every list of them unchanged.
+        if self.charset is None and not self.convertNumbers:
+            return data
+        return super().tryConvertData(data)
+
     def _build_command(self, *args, **kwargs):
         """
         The command in Redis's protocol: txredisapi's encoding, a few list

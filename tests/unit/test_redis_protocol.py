@@ -22,3 +22,12 @@ def test_commands_are_encoded_as_txredisapi_encodes_them(args):
 
 def test_a_command_is_redis_protocol():
     assert _Protocol()._build_command(b"GET", b"k\r\n") == b"*2\r\n$3\r\nGET\r\n$3\r\nk\r\n\r\n"
+
+
+def test_replies_are_read_as_txredisapi_reads_them_without_conversion():
+    # As the store's connections are made: bytes, no number conversion.
+    options = {"charset": None, "convertNumbers": False}
+    reply = [[b"", [b"42", b"1.5"], []], [b"\xff\x00 head", b"body"], 7, None]
+    assert _Protocol(**options).tryConvertData(reply) == txredisapi.BaseRedisProtocol(**options).tryConvertData(reply)
+    # Other settings still convert.
+    assert _Protocol(convertNumbers=True, charset=None).tryConvertData([b"42"]) == [42]
