@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from stompd.config import parse_table
 from stompd.errors import ConfigError, StorageError
-from stompd.interfaces import IMessageStore
+from stompd.interfaces import IMessageStore, ITimedStore
 from stompd.storage import redis_scripts as scripts
 from stompd.storage.codec import pack_head, pack_message, pack_state, unpack_message, unpack_message_packed
 
@@ -118,6 +118,9 @@ def parse_config(table: dict) -> RedisSettings:
 
 # Give-back calls that failed, kept for when Redis is back.
 _MAX_OWED = 100_000
+
+# The IMessageStore operation each batched script is, for ITimedStore.
+_BATCHED_OPERATIONS = {scripts.ENQUEUE: "enqueue", scripts.ACK: "ack"}
 
 
 def _bytes(value) -> bytes:
@@ -263,7 +266,7 @@ class RedisClient:
         return maybeDeferred(self._factory.disconnect).addErrback(lambda _: None)
 
 
-@implementer(IMessageStore)
+@implementer(IMessageStore, ITimedStore)
 class RedisStore:
     """
     Queues in Redis; see the module docstring.
@@ -303,6 +306,10 @@ class RedisStore:
         # (script, queue) -> [(its arguments, Deferred)] joined this turn
         self._batches: dict[tuple[str, str], list] = {}
         self._batch_call = None
+        # When the first call of this turn's batches was made.
+        self._batch_started = 0.0
+        # See time_calls.
+        self._observe = None
         # Releases that failed while Redis was away, to be made again.
         self._owed: list[tuple[str, str, list]] = []
 
@@ -422,6 +429,7 @@ class RedisStore:
             batch = self._batches[(source, queue)] = []
             if self._batch_call is None:
                 self._batch_call = self._reactor.callLater(0, self._send_batches)
+                self._batch_started = self._reactor.seconds()
         done = Deferred()
         batch.append((args, done))
         return done
@@ -433,10 +441,12 @@ class RedisStore:
         batches, self._batches = self._batches, {}
         for (source, queue), calls in batches.items():
             joined = [arg for args, _ in calls for arg in args]
-            self._eval(source, queue, joined).addBoth(self._batch_done, source, calls)
+            self._eval(source, queue, joined).addBoth(self._batch_done, source, calls, self._batch_started)
 
-    @staticmethod
-    def _batch_done(reply, source: str, calls: list) -> None:
+    def _batch_done(self, reply, source: str, calls: list, started: float) -> None:
+        operation = _BATCHED_OPERATIONS.get(source)
+        if operation is not None and self._observe is not None:
+            self._observe(operation, self._reactor.seconds() - started, len(calls))
         if isinstance(reply, Failure):
             for _, done in calls:
                 done.errback(reply)
@@ -620,6 +630,22 @@ class RedisStore:
         except Exception:
             self.log.failure("Bad pub/sub message on {channel}", channel=channel)
 
+    # ITimedStore
+
+    def time_calls(self, observe) -> None:
+        self._observe = observe
+
+    def _timed(self, operation: str, running: Deferred) -> Deferred:
+        if self._observe is None:
+            return running
+        started = self._reactor.seconds()
+
+        def observed(outcome):
+            self._observe(operation, self._reactor.seconds() - started, 1)
+            return outcome
+
+        return running.addBoth(observed)
+
     # IMessageStore
 
     def watch(self, callback) -> None:
@@ -669,7 +695,7 @@ class RedisStore:
 
     def reserve(self, queue, limit, now, policy):
         reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))
-        return reserving.addCallback(self._reserved, queue)
+        return self._timed("reserve", reserving).addCallback(self._reserved, queue)
 
     def _reserved(self, reply, queue: str) -> list:
         report, taken = reply
@@ -690,13 +716,14 @@ class RedisStore:
         if not deliveries:
             return succeed(0)
         when = b"" if visible_at is None else _bytes(float(visible_at))
-        releasing = self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved, queue)
+        releasing = self._timed("release", self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)))
+        releasing.addCallback(self._moved, queue)
         return releasing.addErrback(self._give_back_later, scripts.RELEASE, queue, [when, *_pairs(deliveries)])
 
     def unreserve(self, queue, deliveries):
         if not deliveries:
             return succeed(0)
-        giving = self._script(scripts.UNRESERVE, queue, *_pairs(deliveries))
+        giving = self._timed("unreserve", self._script(scripts.UNRESERVE, queue, *_pairs(deliveries)))
         return giving.addErrback(self._give_back_later, scripts.UNRESERVE, queue, _pairs(deliveries))
 
     def _give_back_later(self, failure, script: str, queue: str, args: list):
@@ -739,16 +766,17 @@ class RedisStore:
     def dead_letter(self, queue, deliveries, reason):
         if not deliveries:
             return succeed(0)
-        return self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)).addCallback(self._moved, queue)
+        burying = self._timed("dead_letter", self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)))
+        return burying.addCallback(self._moved, queue)
 
     def next_visible_at(self, queue):
         return self._script(scripts.NEXT_VISIBLE_AT, queue).addCallback(lambda when: None if when is None else float(when))
 
     def depth(self, queue):
-        return self._script(scripts.DEPTH, queue)
+        return self._timed("depth", self._script(scripts.DEPTH, queue))
 
     def purge(self, queue):
-        return self._script(scripts.PURGE, queue).addCallback(int)
+        return self._timed("purge", self._script(scripts.PURGE, queue)).addCallback(int)
 
     def delete(self, queue):
         return self._script(scripts.DELETE, queue).addCallback(lambda _: None)
