@@ -57,6 +57,29 @@ local function count_dead(reason, dlq)
 end
 
 local function key(b, part) return b .. ':' .. part end
+
+-- One variadic command (HMGET, HSET, HDEL, ZADD, DEL) for many items
+-- instead of one call each, which costs Redis more than the command does;
+-- in pieces, because Lua passes arguments on a bounded stack. With a key
+-- (first), items follow it; without, the items are the keys. Returns the
+-- replies joined (HMGET's values, in order).
+local PIECE = 2000
+local function each_piece(command, first, items)
+  local replies = {}
+  for i = 1, #items, PIECE do
+    local last = math.min(i + PIECE - 1, #items)
+    local reply
+    if first then
+      reply = redis.call(command, first, unpack(items, i, last))
+    else
+      reply = redis.call(command, unpack(items, i, last))
+    end
+    if type(reply) == 'table' then
+      for _, value in ipairs(reply) do replies[#replies + 1] = value end
+    end
+  end
+  return replies
+end
 local function base_of(name) return prefix .. 'q:{' .. name .. '}' end
 
 local function score(state) return (9 - state[PRIO]) * BAND + state[SEQ] end
@@ -247,14 +270,25 @@ ENQUEUE = (
 -- message, in order
 local count = (#ARGV - 3) / 4
 local sequence = redis.call('INCRBY', key(base, 'seq'), count) - count
+local ready = key(base, 'ready')
+-- (score, id) of the messages that go straight to the ready set, added in
+-- one ZADD once all are stored
+local plain = {}
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local state = cmsgpack.unpack(ARGV[i + 3])
   sequence = sequence + 1
   state[SEQ] = sequence
   redis.call('HSET', message_key(base, id), 'head', ARGV[i + 1], 'body', ARGV[i + 2], 'state', cmsgpack.pack(state))
-  place(base, qname, id, state, state[8])
+  if state[8] or state[CHAN] then
+    place(base, qname, id, state, state[8])
+  else
+    if empty_before(ready) then notify[qname] = true end
+    plain[#plain + 1] = score(state)
+    plain[#plain + 1] = id
+  end
 end
+each_piece('ZADD', ready, plain)
 finish()
 return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
 """
@@ -314,6 +348,9 @@ end
 local taken = {}
 local lease_until = false
 if lease then lease_until = now + lease end
+-- In-flight records (id, record) and leases (time, id) of what is taken,
+-- written in one HSET and one ZADD at the end: nothing here reads them.
+local flights, leases = {}, {}
 while #taken < limit do
   local ids, popped = candidates(limit - #taken)
   if #ids == 0 then break end
@@ -336,15 +373,21 @@ while #taken < limit do
       state[COUNT] = state[COUNT] + 1
       state[LAST] = now
       if not state[FIRST] then state[FIRST] = now end
-      redis.call('HSET', key(base, 'flight'), id, cmsgpack.pack(
-        {state[COUNT], lease_until, node, now, max_deliveries, dlq, dlq_dest, dead_letter_expired}))
-      if lease_until then redis.call('ZADD', key(base, 'leases'), lease_until, id) end
+      flights[#flights + 1] = id
+      flights[#flights + 1] = cmsgpack.pack(
+        {state[COUNT], lease_until, node, now, max_deliveries, dlq, dlq_dest, dead_letter_expired})
+      if lease_until then
+        leases[#leases + 1] = lease_until
+        leases[#leases + 1] = id
+      end
       taken[#taken + 1] = parts[1]
       taken[#taken + 1] = parts[2]
       taken[#taken + 1] = cmsgpack.pack(state)
     end
   end
 end
+each_piece('HSET', key(base, 'flight'), flights)
+each_piece('ZADD', key(base, 'leases'), leases)
 if #taken > 0 then
   redis.call('SADD', prefix .. 'node:' .. node .. ':queues', qname)
 end
@@ -373,18 +416,30 @@ ACK = (
     + _DELIVERIES
     + r"""
 -- Returns 1 or 0 for each delivery: whether it was current (and is gone).
-local done = {}
-for i = 4, #ARGV, 2 do
-  local id = ARGV[i]
-  local flight = current(base, id, tonumber(ARGV[i + 1]))
-  if flight then
-    end_flight(base, id, flight)
-    forget(base, id)
-    done[#done + 1] = 1
+-- The in-flight records are read in one HMGET, and what ends goes in one
+-- HDEL, ZREM and DEL each.
+local ids = {}
+for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local records = each_piece('HMGET', key(base, 'flight'), ids)
+local done, ended, leased, messages = {}, {}, {}, {}
+-- An id twice in one batch: the first ends the delivery, the second is late.
+local seen = {}
+for n, id in ipairs(ids) do
+  local packed = records[n]
+  local flight = packed and not seen[id] and cmsgpack.unpack(packed)
+  if flight and flight[F_COUNT] == tonumber(ARGV[3 + 2 * n]) then
+    seen[id] = true
+    ended[#ended + 1] = id
+    if flight[F_LEASE] then leased[#leased + 1] = id end
+    messages[#messages + 1] = message_key(base, id)
+    done[n] = 1
   else
-    done[#done + 1] = 0
+    done[n] = 0
   end
 end
+each_piece('HDEL', key(base, 'flight'), ended)
+each_piece('ZREM', key(base, 'leases'), leased)
+each_piece('DEL', false, messages)
 return done
 """
 )

@@ -15,6 +15,7 @@ passes behaves like the built-in ones for every client.
 """
 
 import pytest_twisted
+from twisted.internet.defer import DeferredList
 from zope.interface.verify import verifyObject
 
 from stompd.broker.message import Message
@@ -203,6 +204,28 @@ class StoreContract:
         assert await store.reserve(QUEUE, 5, 31.0, DEFAULT_POLICY) == []
         assert await store.ack(QUEUE, [new]) == 1
         assert await store.reserve(QUEUE, 5, 100.0, DEFAULT_POLICY) == []
+
+    @pytest_twisted.ensureDeferred
+    async def test_calls_made_together_each_get_their_own_answer(self, store):
+        # A store may join calls of one turn (Redis does): each still
+        # counts only its own deliveries, and a delivery settled twice in
+        # them counts once.
+        enqueued = [store.enqueue(QUEUE, message(n)) for n in range(1, 5)]
+        enqueued.append(store.enqueue(QUEUE, message(5, visible_at=50.0)))
+        await DeferredList(enqueued, fireOnOneErrback=True)
+        m1, m2, m3 = await store.reserve(QUEUE, 3, 0.0, LEASED)
+        [m4] = await store.reserve(QUEUE, 5, 5.0, LEASED)
+        acks = [
+            store.ack(QUEUE, [delivery(m1), delivery(m1)]),
+            store.ack(QUEUE, [delivery(m2)]),
+            store.ack(QUEUE, [(m3.id, m3.delivery_count + 1), delivery(m3)]),
+            store.ack(QUEUE, [delivery(m1)]),
+        ]
+        answers = await DeferredList(acks, fireOnOneErrback=True)
+        assert [count for _, count in answers] == [1, 1, 1, 0]
+        # Their leases went with them: m4's is what runs out next.
+        assert await store.next_visible_at(QUEUE) == 35.0
+        assert await ids(store.reserve(QUEUE, 5, 60.0, DEFAULT_POLICY)) == ["m4", "m5"]
 
     # Expiry
 
