@@ -207,11 +207,13 @@ class TimedStore:
         self._store = store
         self._clock = clock
         self.latencies: dict[str, Histogram] = {name: Histogram() for name in _TIMED}
-        if ITimedStore.providedBy(store):
+        timed_by_store = ITimedStore.providedBy(store)
+        if timed_by_store:
             store.time_calls(self._observe)
-            return
         for name in _TIMED:
-            setattr(self, name, self._timed(name, getattr(store, name)))
+            call = getattr(store, name)
+            # The store's own, without a lookup through __getattr__ per call.
+            setattr(self, name, call if timed_by_store else self._timed(name, call))
 
     def _observe(self, operation: str, seconds: float, calls: int) -> None:
         histogram = self.latencies.get(operation)
