@@ -68,6 +68,10 @@ class _Stored:
 
     def __init__(self, waiter: Deferred | None) -> None:
         self.waiter = waiter
+
+
+# The answer of a frame being stored that lets the session read on at once.
+_READ_ON = _Stored(None)
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 # The groups of a session before it is authenticated (one shared set).
 _NO_GROUPS: frozenset = frozenset()
@@ -460,7 +464,7 @@ class StompSession:
         self._unconfirmed.append(entry)
         storing.addBoth(self._unconfirmed_done, entry, frame)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
-            return _Stored(None)
+            return _READ_ON
         self._unconfirmed_room = Deferred()
         return _Stored(self._unconfirmed_room)
 
