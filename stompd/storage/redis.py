@@ -154,6 +154,19 @@ def _policy(policy) -> bytes:
     )
 
 
+class _Batch:
+    """
+    Calls of one script on one queue joined into one run: their arguments,
+    end to end, and (how many arguments, Deferred) of each call.
+    """
+
+    __slots__ = ("args", "calls")
+
+    def __init__(self) -> None:
+        self.args: list[bytes] = []
+        self.calls: list[tuple[int, Deferred]] = []
+
+
 class _Protocol(txredisapi.RedisProtocol):
     """
     txredisapi's protocol, without Nagle's delay: commands are small and a
@@ -303,8 +316,8 @@ class RedisStore:
         self._ever_subscribed = False
         # Fires once the pub/sub connection first subscribed.
         self._listening = Deferred()
-        # (script, queue) -> [(its arguments, Deferred)] joined this turn
-        self._batches: dict[tuple[str, str], list] = {}
+        # (script, queue) -> the calls of it joined this turn
+        self._batches: dict[tuple[str, str], _Batch] = {}
         self._batch_call = None
         # When the first call of this turn's batches was made.
         self._batch_started = 0.0
@@ -426,12 +439,13 @@ class RedisStore:
         """
         batch = self._batches.get((source, queue))
         if batch is None:
-            batch = self._batches[(source, queue)] = []
+            batch = self._batches[(source, queue)] = _Batch()
             if self._batch_call is None:
                 self._batch_call = self._reactor.callLater(0, self._send_batches)
                 self._batch_started = self._reactor.seconds()
         done = Deferred()
-        batch.append((args, done))
+        batch.args += args
+        batch.calls.append((len(args), done))
         return done
 
     def _send_batches(self) -> None:
@@ -439,9 +453,8 @@ class RedisStore:
             self._batch_call.cancel()
         self._batch_call = None
         batches, self._batches = self._batches, {}
-        for (source, queue), calls in batches.items():
-            joined = [arg for args, _ in calls for arg in args]
-            self._eval(source, queue, joined).addBoth(self._batch_done, source, calls, self._batch_started)
+        for (source, queue), batch in batches.items():
+            self._eval(source, queue, batch.args).addBoth(self._batch_done, source, batch.calls, self._batch_started)
 
     def _batch_done(self, reply, source: str, calls: list, started: float) -> None:
         operation = _BATCHED_OPERATIONS.get(source)
@@ -454,8 +467,8 @@ class RedisStore:
         if source is scripts.ACK:
             # One flag per delivery: each caller gets the count of its own.
             offset = 0
-            for args, done in calls:
-                pairs = len(args) // 2
+            for size, done in calls:
+                pairs = size // 2
                 done.callback(sum(reply[offset : offset + pairs]))
                 offset += pairs
         else:
