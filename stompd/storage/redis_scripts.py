@@ -58,43 +58,45 @@ end
 
 local function key(b, part) return b .. ':' .. part end
 
--- One variadic command (HMGET, HSET, HDEL, ZADD, DEL) for many items
--- instead of one call each, which costs Redis more than the command does;
--- in pieces, because Lua passes arguments on a bounded stack. With a key
--- (first), items follow it; without, the items are the keys. Returns the
--- replies joined (HMGET's values, in order).
+-- One variadic command (HMGET, HSET, HDEL, ZADD, ZREM) on the key for
+-- many items instead of one call each, which costs Redis more than the
+-- command does; in pieces, because Lua passes arguments on a bounded
+-- stack. Returns the replies joined (HMGET's values, in order).
 local PIECE = 2000
-local function each_piece(command, first, items)
+local function each_piece(command, name, items)
   local replies = {}
   for i = 1, #items, PIECE do
-    local last = math.min(i + PIECE - 1, #items)
-    local reply
-    if first then
-      reply = redis.call(command, first, unpack(items, i, last))
-    else
-      reply = redis.call(command, unpack(items, i, last))
-    end
+    local reply = redis.call(command, name, unpack(items, i, math.min(i + PIECE - 1, #items)))
     if type(reply) == 'table' then
       for _, value in ipairs(reply) do replies[#replies + 1] = value end
     end
   end
   return replies
 end
+
 local function base_of(name) return prefix .. 'q:{' .. name .. '}' end
 
 local function score(state) return (9 - state[PRIO]) * BAND + state[SEQ] end
 
--- A message's own hash: its head, body and state.
-local function message_key(b, id) return b .. ':m:' .. id end
+-- A queue's messages are three hashes, by message id: heads, bodies and
+-- states; so a batch of messages is one command on each, not one per
+-- message.
+local PARTS = {'head', 'body', 'state'}
 
 local function get_state(b, id)
-  local packed = redis.call('HGET', message_key(b, id), 'state')
+  local packed = redis.call('HGET', key(b, 'state'), id)
   if not packed then return nil end
   return cmsgpack.unpack(packed)
 end
 
 local function put_state(b, id, state)
-  redis.call('HSET', message_key(b, id), 'state', cmsgpack.pack(state))
+  redis.call('HSET', key(b, 'state'), id, cmsgpack.pack(state))
+end
+
+local function store(b, id, head, body, packed_state)
+  redis.call('HSET', key(b, 'head'), id, head)
+  redis.call('HSET', key(b, 'body'), id, body)
+  redis.call('HSET', key(b, 'state'), id, packed_state)
 end
 
 -- Sets (ready, channel lanes) seen this run, and whether each was empty
@@ -134,9 +136,12 @@ local function ready_remove(b, id, state, popped)
   end
 end
 
-local function forget(b, id)
-  redis.call('DEL', message_key(b, id))
+-- Drop messages ids (a list) of queue b.
+local function forget_all(b, ids)
+  for _, part in ipairs(PARTS) do each_piece('HDEL', key(b, part), ids) end
 end
+
+local function forget(b, id) forget_all(b, {id}) end
 
 local function end_flight(b, id, flight)
   redis.call('HDEL', key(b, 'flight'), id)
@@ -160,8 +165,7 @@ local function millis(t) return string.format('%d', math.floor(t * 1000)) end
 -- copy is built as stompd.broker.message.dead_letter_of builds it, and the
 -- store contract suite holds both to the same headers.
 local function bury(b, id, state, dlq, dlq_dest, reason)
-  local parts = redis.call('HMGET', message_key(b, id), 'head', 'body')
-  local head, body = parts[1], parts[2]
+  local head, body = redis.call('HGET', key(b, 'head'), id), redis.call('HGET', key(b, 'body'), id)
   forget(b, id)
   count_dead(reason, head and dlq)
   if not dlq or not head then return end
@@ -187,8 +191,7 @@ local function bury(b, id, state, dlq, dlq_dest, reason)
   local dead_id = message[1] .. '-dl'
   local db = base_of(dlq)
   local dead_state = {redis.call('INCR', key(db, 'seq')), state[PRIO], state[CHAN], false, 0, false, false, false}
-  redis.call('HSET', message_key(db, dead_id), 'head', cmsgpack.pack({dead_id, dlq_dest, flat}), 'body', body,
-    'state', cmsgpack.pack(dead_state))
+  store(db, dead_id, cmsgpack.pack({dead_id, dlq_dest, flat}), body, cmsgpack.pack(dead_state))
   ready_add(db, dlq, dead_id, dead_state)
   moved[dlq] = true
   notify[dlq] = true
@@ -274,12 +277,19 @@ local ready = key(base, 'ready')
 -- (score, id) of the messages that go straight to the ready set, added in
 -- one ZADD once all are stored
 local plain = {}
+-- (id, part) pairs for one HSET of each part
+local heads, bodies, states = {}, {}, {}
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local state = cmsgpack.unpack(ARGV[i + 3])
   sequence = sequence + 1
   state[SEQ] = sequence
-  redis.call('HSET', message_key(base, id), 'head', ARGV[i + 1], 'body', ARGV[i + 2], 'state', cmsgpack.pack(state))
+  heads[#heads + 1] = id
+  heads[#heads + 1] = ARGV[i + 1]
+  bodies[#bodies + 1] = id
+  bodies[#bodies + 1] = ARGV[i + 2]
+  states[#states + 1] = id
+  states[#states + 1] = cmsgpack.pack(state)
   if state[8] or state[CHAN] then
     place(base, qname, id, state, state[8])
   else
@@ -288,6 +298,9 @@ for i = 4, #ARGV, 4 do
     plain[#plain + 1] = id
   end
 end
+each_piece('HSET', key(base, 'head'), heads)
+each_piece('HSET', key(base, 'body'), bodies)
+each_piece('HSET', key(base, 'state'), states)
 each_piece('ZADD', ready, plain)
 finish()
 return redis.call('ZCARD', key(base, 'ready')) + redis.call('ZCARD', key(base, 'delayed'))
@@ -354,9 +367,11 @@ local flights, leases = {}, {}
 while #taken < limit do
   local ids, popped = candidates(limit - #taken)
   if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    local parts = redis.call('HMGET', message_key(base, id), 'head', 'body', 'state')
-    local state = cmsgpack.unpack(parts[3])
+  local states = each_piece('HMGET', key(base, 'state'), ids)
+  local heads = each_piece('HMGET', key(base, 'head'), ids)
+  local bodies = each_piece('HMGET', key(base, 'body'), ids)
+  for n, id in ipairs(ids) do
+    local state = cmsgpack.unpack(states[n])
     ready_remove(base, id, state, popped)
     if state[EXPIRES] and state[EXPIRES] <= now then
       if dead_letter_expired then
@@ -380,8 +395,8 @@ while #taken < limit do
         leases[#leases + 1] = lease_until
         leases[#leases + 1] = id
       end
-      taken[#taken + 1] = parts[1]
-      taken[#taken + 1] = parts[2]
+      taken[#taken + 1] = heads[n]
+      taken[#taken + 1] = bodies[n]
       taken[#taken + 1] = cmsgpack.pack(state)
     end
   end
@@ -421,7 +436,7 @@ ACK = (
 local ids = {}
 for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local records = each_piece('HMGET', key(base, 'flight'), ids)
-local done, ended, leased, messages = {}, {}, {}, {}
+local done, ended, leased = {}, {}, {}
 -- An id twice in one batch: the first ends the delivery, the second is late.
 local seen = {}
 for n, id in ipairs(ids) do
@@ -431,7 +446,6 @@ for n, id in ipairs(ids) do
     seen[id] = true
     ended[#ended + 1] = id
     if flight[F_LEASE] then leased[#leased + 1] = id end
-    messages[#messages + 1] = message_key(base, id)
     done[n] = 1
   else
     done[n] = 0
@@ -439,7 +453,7 @@ for n, id in ipairs(ids) do
 end
 each_piece('HDEL', key(base, 'flight'), ended)
 each_piece('ZREM', key(base, 'leases'), leased)
-each_piece('DEL', false, messages)
+forget_all(base, ended)
 return done
 """
 )
@@ -506,10 +520,9 @@ local function remove_waiting()
   end
   local removed = 0
   for _, set in ipairs({'ready', 'delayed'}) do
-    for _, id in ipairs(redis.call('ZRANGE', key(base, set), 0, -1)) do
-      forget(base, id)
-      removed = removed + 1
-    end
+    local ids = redis.call('ZRANGE', key(base, set), 0, -1)
+    forget_all(base, ids)
+    removed = removed + #ids
     redis.call('DEL', key(base, set))
   end
   return removed
@@ -521,8 +534,7 @@ DELETE = (
     + _REMOVE_WAITING
     + r"""
 remove_waiting()
-for _, id in ipairs(redis.call('HKEYS', key(base, 'flight'))) do forget(base, id) end
-for _, part in ipairs({'flight', 'leases', 'seq', 'channels'}) do
+for _, part in ipairs({'flight', 'leases', 'seq', 'channels', 'head', 'body', 'state'}) do
   redis.call('DEL', key(base, part))
 end
 return 0

@@ -336,7 +336,7 @@ async def _fail_over(master, replica, sentinel) -> None:
     try:
         await store.enqueue(QUEUE, message(1))
         # Replication is asynchronous: wait until the replica has it.
-        assert await wait_until(lambda: replica.command("EXISTS", f"stompd:q:{{{QUEUE}}}:m:m1") == b":1")
+        assert await wait_until(lambda: replica.command("HEXISTS", f"stompd:q:{{{QUEUE}}}:head", "m1") == b":1")
         master.kill()
         deadline = reactor.seconds() + 30
         while True:
