@@ -363,7 +363,7 @@ local lease_until = false
 if lease then lease_until = now + lease end
 -- In-flight records (id, record) and leases (time, id) of what is taken,
 -- written in one HSET and one ZADD at the end: nothing here reads them.
-local flights, leases = {}, {}
+local flights, leases, records = {}, {}, {}
 while #taken < limit do
   local ids, popped = candidates(limit - #taken)
   if #ids == 0 then break end
@@ -388,9 +388,14 @@ while #taken < limit do
       state[COUNT] = state[COUNT] + 1
       state[LAST] = now
       if not state[FIRST] then state[FIRST] = now end
+      -- The records of one run differ only in the count: packed once each.
+      local record = records[state[COUNT]]
+      if not record then
+        record = cmsgpack.pack({state[COUNT], lease_until, node, now, max_deliveries, dlq, dlq_dest, dead_letter_expired})
+        records[state[COUNT]] = record
+      end
       flights[#flights + 1] = id
-      flights[#flights + 1] = cmsgpack.pack(
-        {state[COUNT], lease_until, node, now, max_deliveries, dlq, dlq_dest, dead_letter_expired})
+      flights[#flights + 1] = record
       if lease_until then
         leases[#leases + 1] = lease_until
         leases[#leases + 1] = id
