@@ -395,7 +395,11 @@ class StompSession:
         except Exception:
             self._frame_done(Failure(), frame)
             return
-        if isinstance(result, _Stored):
+        if result is None:
+            # Done already, as most frames are: tested first, since
+            # isinstance with Deferred (an Awaitable) goes through ABCMeta.
+            self._frame_done(None, frame)
+        elif isinstance(result, _Stored):
             # Its RECEIPT, if asked, comes once it is stored (in order).
             if result.waiter is None:
                 self._frame_done(None, frame, receipt=False)
