@@ -318,11 +318,13 @@ class ISessionTransport(Interface):
     does, which a client that reads on but never quite catches up with a
     stream of large messages also reaches.
 
-    And it may have C{write_now(data)}: write, sending at once what the
-    socket takes. The session then keeps what it writes during a burst of
+    And it may have C{write_frames(frames)}: write a list of whole STOMP
+    frames (C{bytes} each), in order, in one go; plain TCP sends at once
+    what the socket takes, WebSocket makes one message of each and writes
+    them together. The session then keeps what it writes during a burst of
     frames (L{stompd.broker.dispatch.DispatchGate}) and gives it to
-    C{write_now} in one piece at the end of the burst; without it, every
-    frame goes to C{write} as it is made.
+    C{write_frames} at the end of the burst; without it, every frame goes
+    to C{write} as it is made.
     """
 
     def write(data):

@@ -217,7 +217,7 @@ class StompSession:
         "_transactions",
         "_unconfirmed",
         "_unconfirmed_room",
-        "_write_now",
+        "_write_frames",
         "broker",
         "client_id",
         "clock",
@@ -289,7 +289,7 @@ class StompSession:
         # A transport that can send at once (plain TCP) gets what is written
         # during a burst in one piece at its end (see DispatchGate): kept
         # here meanwhile, with whether a large body is among it.
-        self._write_now = getattr(transport, "write_now", None)
+        self._write_frames = getattr(transport, "write_frames", None)
         self._out: list | None = None
         self._out_large = False
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
@@ -543,7 +543,7 @@ class StompSession:
         out = self._out
         if out is not None:
             out.append(data)
-        elif self._write_now is not None and self.broker.dispatch_gate.batching:
+        elif self._write_frames is not None and self.broker.dispatch_gate.batching:
             self._out = [data]
             self.broker.dispatch_gate.flush_later(self)
         else:
@@ -557,13 +557,13 @@ class StompSession:
         if self._out is None:
             self.transport.writeSequence(parts)
         else:
-            self._out.extend(parts)
+            self._out.append(parts)
             self._out_large = True
 
     def flush(self) -> None:
         """
-        Write what was kept during a burst: in one piece, sent at once as far
-        as the socket takes it; called by the L{DispatchGate} at its end.
+        Write what was kept during a burst, the frames together (see
+        L{ISessionTransport}); called by the L{DispatchGate} at its end.
         """
         out = self._out
         if out is None:
@@ -572,10 +572,16 @@ class StompSession:
         if self._gone:
             return
         if self._out_large:
+            # A large body among them (a tuple of parts) is never joined.
             self._out_large = False
-            self.transport.writeSequence(out)
+            transport = self.transport
+            for frame in out:
+                if frame.__class__ is tuple:
+                    transport.writeSequence(frame)
+                else:
+                    transport.write(frame)
         else:
-            self._write_now(out[0] if len(out) == 1 else b"".join(out))
+            self._write_frames(out)
 
     def deliver(self, subscription: Subscription, message) -> None:
         """

@@ -93,15 +93,16 @@ class LargeBodyServer(tcp.Server):
         """
         return len(self.dataBuffer) - self.offset + self._tempDataLen
 
-    def write_now(self, data: bytes) -> None:
+    def write_frames(self, frames: list[bytes]) -> None:
         """
-        Write C{data}, sending at once what the socket takes if nothing
-        waits to be sent before it, rather than at the reactor's next turn
-        (which would find the socket writable and send it then): a burst's
-        frames reach the client one poll sooner, and a connection whose
-        socket takes them all is never registered for writing. The rest is
-        buffered as L{write} does. See L{ISessionTransport}.
+        Write C{frames} in one piece, sending at once what the socket takes
+        if nothing waits to be sent before it, rather than at the reactor's
+        next turn (which would find the socket writable and send it then):
+        a burst's frames reach the client one poll sooner, and a connection
+        whose socket takes them all is never registered for writing. The
+        rest is buffered as L{write} does. See L{ISessionTransport}.
         """
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
         if self.connected and not self.disconnecting and not self._tempDataBuffer and self.offset >= len(self.dataBuffer):
             sent = self.writeSomeData(data)
             # Not a count: an error, which the reactor meets when it tries

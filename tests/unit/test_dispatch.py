@@ -7,6 +7,7 @@ client in one piece, in order, before the connection closes.
 from twisted.internet.testing import StringTransport
 
 from stompd.broker.dispatch import DispatchGate
+from stompd.broker.message import LARGE_BODY
 from stompd.codec import FrameParser
 from stompd.config import Config
 from stompd.testing.harness import LOCAL_PEER, FakeClient, make_broker
@@ -74,7 +75,8 @@ class SendingTransport(StringTransport):
         super().__init__(peerAddress=LOCAL_PEER)
         self.sent_at_once = []
 
-    def write_now(self, data):
+    def write_frames(self, frames):
+        data = b"".join(frames)
         self.sent_at_once.append(data)
         self.write(data)
 
@@ -152,3 +154,18 @@ def test_without_a_burst_a_frame_is_written_as_it_is_made():
     broker.clock.advance(1.0)
     assert client.transport.sent_at_once == []
     assert client.transport.value().endswith(b"\n")
+
+
+def test_a_large_body_in_a_burst_keeps_every_frame_whole_and_in_order():
+    broker = make_broker()
+    subscriber = sending_client(broker)
+    subscriber.send("SUBSCRIBE", {"id": "s", "destination": "/topic/t"})
+    subscriber.transport.clear()
+    large = b"x" * LARGE_BODY
+    producer = sending_client(broker)
+    producer.send_bytes(
+        b"SEND\ndestination:/topic/t\n\nsmall\x00"
+        + b"SEND\ndestination:/topic/t\ncontent-length:%d\n\n%s\x00" % (len(large), large)
+        + b"SEND\ndestination:/topic/t\n\nlast\x00"
+    )
+    assert [f.body for f in frames_of(subscriber.transport.value())] == [b"small", large, b"last"]
