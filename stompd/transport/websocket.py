@@ -150,6 +150,22 @@ class WebSocketPipe:
         else:
             self._protocol.sendMessage(data, isBinary=opcode == _BINARY)
 
+    def write_frames(self, frames: list[bytes]) -> None:
+        """
+        One message per frame, written to the connection together: one
+        write for a burst's frames instead of one each. See
+        L{ISessionTransport}.
+        """
+        if not self._framed_here():
+            for frame in frames:
+                self.write(frame)
+            return
+        parts = []
+        for frame in frames:
+            parts.append(frame_header(_TEXT if frame.isascii() else _opcode((frame,)), len(frame)))
+            parts.append(frame)
+        self._protocol.transport.write(b"".join(parts))
+
     def writeSequence(self, data) -> None:
         # One message, its parts not joined (a large body stays as it is).
         opcode = _opcode(data)

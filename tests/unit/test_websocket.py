@@ -106,3 +106,25 @@ def test_pipe_takes_over_from_the_http_channel():
     protocol.transport.producer = channel
     WebSocketPipe(protocol).registerProducer(session, True)
     assert protocol.transport.calls == [("unregister", channel), ("register", session)]
+
+
+def test_a_burst_of_frames_is_one_write_of_one_message_each():
+    class OpenProtocol(FakeProtocol):
+        state = WebSocketProtocol.STATE_OPEN
+
+    protocol = OpenProtocol()
+    written = []
+    protocol.transport.write = written.append
+    frames = [b"MESSAGE\n\nfirst\x00", "MESSAGE\n\ngrüße\x00".encode(), b"MESSAGE\ncontent-length:1\n\n\xff\x00"]
+    WebSocketPipe(protocol).write_frames(frames)
+    [data] = written
+    # Each frame a final frame of its own: text when UTF-8, else binary.
+    expected = b"".join(frame_header(opcode, len(frame)) + frame for opcode, frame in zip((1, 1, 2), frames))
+    assert data == expected
+    assert protocol.sent == []
+
+
+def test_a_burst_goes_through_autobahn_when_it_frames():
+    protocol = FakeProtocol()
+    WebSocketPipe(protocol).write_frames([b"MESSAGE\n\na\x00", b"MESSAGE\n\nb\x00"])
+    assert protocol.sent == [(b"MESSAGE\n\na\x00", False), (b"MESSAGE\n\nb\x00", False)]
