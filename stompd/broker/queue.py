@@ -148,7 +148,7 @@ class Queue:
         if action == ACK:
             self.counts.acked += len(tokens)
             settled = self._store.ack(self.key, tokens)
-            if settled is not None and not settled.called:
+            if not settled.called:
                 # The consumer has room again already: its next messages
                 # are reserved behind the ACK instead of a round trip after.
                 self.wake()

@@ -72,6 +72,7 @@ class _Stored:
 
 # The answer of a frame being stored that lets the session read on at once.
 _READ_ON = _Stored(None)
+
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 # The groups of a session before it is authenticated (one shared set).
 _NO_GROUPS: frozenset = frozenset()
@@ -286,9 +287,10 @@ class StompSession:
         # ISessionTransport); else what was written during this pause.
         self._buffered_bytes = getattr(transport, "buffered_bytes", None)
         self._paused_bytes = 0
-        # A transport that can send at once (plain TCP) gets what is written
-        # during a burst in one piece at its end (see DispatchGate): kept
-        # here meanwhile, with whether a large body is among it.
+        # A transport that takes a burst's frames together (plain TCP,
+        # WebSocket) gets the frames written during a burst at its end (see
+        # DispatchGate): kept here meanwhile, with whether a large body
+        # (a tuple of parts) is among them.
         self._write_frames = getattr(transport, "write_frames", None)
         self._out: list | None = None
         self._out_large = False
