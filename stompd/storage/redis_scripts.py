@@ -232,15 +232,6 @@ local function come_back(b, name, id, flight, visible_at)
   end
 end
 
--- The current in-flight record of delivery (id, count), or nil.
-local function current(b, id, count)
-  local packed = redis.call('HGET', key(b, 'flight'), id)
-  if not packed then return nil end
-  local flight = cmsgpack.unpack(packed)
-  if flight[F_COUNT] ~= count then return nil end
-  return flight
-end
-
 local function keys_of(set)
   local list = {}
   for name in pairs(set) do list[#list + 1] = name end
@@ -417,13 +408,33 @@ return {finish(), taken}
 
 # ARGV[4..]: id, count pairs of the deliveries to settle.
 _DELIVERIES = r"""
+-- The deliveries from ARGV[first]: their ids, and for each its in-flight
+-- record if it is current, else false (acknowledged already, delivered
+-- again since, or named twice: the first names it), read in one HMGET.
+local function current_deliveries(first)
+  local ids = {}
+  for i = first, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+  local records = each_piece('HMGET', key(base, 'flight'), ids)
+  local flights, seen = {}, {}
+  for n, id in ipairs(ids) do
+    local packed = records[n]
+    local flight = packed and not seen[id] and cmsgpack.unpack(packed)
+    if flight and flight[F_COUNT] == tonumber(ARGV[first - 1 + 2 * n]) then
+      seen[id] = true
+      flights[n] = flight
+    else
+      flights[n] = false
+    end
+  end
+  return ids, flights
+end
+
 local function each_current(first, action)
+  local ids, flights = current_deliveries(first)
   local settled = 0
-  for i = first, #ARGV, 2 do
-    local id = ARGV[i]
-    local flight = current(base, id, tonumber(ARGV[i + 1]))
-    if flight then
-      action(id, flight)
+  for n, id in ipairs(ids) do
+    if flights[n] then
+      action(id, flights[n])
       settled = settled + 1
     end
   end
@@ -436,19 +447,12 @@ ACK = (
     + _DELIVERIES
     + r"""
 -- Returns 1 or 0 for each delivery: whether it was current (and is gone).
--- The in-flight records are read in one HMGET, and what ends goes in one
--- HDEL, ZREM and DEL each.
-local ids = {}
-for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-local records = each_piece('HMGET', key(base, 'flight'), ids)
+-- What ends goes in one HDEL, one ZREM and one HDEL per message hash.
+local ids, flights = current_deliveries(4)
 local done, ended, leased = {}, {}, {}
--- An id twice in one batch: the first ends the delivery, the second is late.
-local seen = {}
 for n, id in ipairs(ids) do
-  local packed = records[n]
-  local flight = packed and not seen[id] and cmsgpack.unpack(packed)
-  if flight and flight[F_COUNT] == tonumber(ARGV[3 + 2 * n]) then
-    seen[id] = true
+  local flight = flights[n]
+  if flight then
     ended[#ended + 1] = id
     if flight[F_LEASE] then leased[#leased + 1] = id end
     done[n] = 1
