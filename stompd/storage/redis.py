@@ -119,8 +119,17 @@ def parse_config(table: dict) -> RedisSettings:
 # Give-back calls that failed, kept for when Redis is back.
 _MAX_OWED = 100_000
 
-# The IMessageStore operation each batched script is, for ITimedStore.
-_BATCHED_OPERATIONS = {scripts.ENQUEUE: "enqueue", scripts.ACK: "ack"}
+# The IMessageStore operation each script is, for ITimedStore.
+_OPERATIONS = {
+    scripts.ENQUEUE: "enqueue",
+    scripts.RESERVE: "reserve",
+    scripts.ACK: "ack",
+    scripts.RELEASE: "release",
+    scripts.UNRESERVE: "unreserve",
+    scripts.DEAD_LETTER: "dead_letter",
+    scripts.DEPTH: "depth",
+    scripts.PURGE: "purge",
+}
 
 
 def _bytes(value) -> bytes:
@@ -417,12 +426,26 @@ class RedisStore:
             self._send_batches()
         return self._eval(source, queue, args)
 
-    def _eval(self, source: str, queue: str, args) -> Deferred:
+    def _eval(self, source: str, queue: str, args, calls: int = 1, started: float | None = None) -> Deferred:
+        """
+        One run of C{source}, for C{calls} calls of its operation made from
+        C{started} on (now, if not given), timed once for them all.
+        """
+        if started is None:
+            started = self._reactor.seconds()
         keys_and_args = (
             b"1", f"{self._prefix}q:{{{queue}}}".encode(), self._prefix_bytes, queue.encode(), self._node_bytes, *args
         )
         running = self._call("execute_command", b"EVALSHA", scripts.sha(source), *keys_and_args)
-        return running.addErrback(self._unknown_script, source, keys_and_args)
+        running.addErrback(self._unknown_script, source, keys_and_args)
+        operation = _OPERATIONS.get(source)
+        if operation is not None and self._observe is not None:
+            running.addBoth(self._observed, operation, started, calls)
+        return running
+
+    def _observed(self, outcome, operation: str, started: float, calls: int):
+        self._observe(operation, self._reactor.seconds() - started, calls)
+        return outcome
 
     def _unknown_script(self, failure, source: str, keys_and_args: tuple):
         if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
@@ -454,12 +477,11 @@ class RedisStore:
         self._batch_call = None
         batches, self._batches = self._batches, {}
         for (source, queue), batch in batches.items():
-            self._eval(source, queue, batch.args).addBoth(self._batch_done, source, batch.calls, self._batch_started)
+            running = self._eval(source, queue, batch.args, len(batch.calls), self._batch_started)
+            running.addBoth(self._batch_done, source, batch.calls)
 
-    def _batch_done(self, reply, source: str, calls: list, started: float) -> None:
-        operation = _BATCHED_OPERATIONS.get(source)
-        if operation is not None and self._observe is not None:
-            self._observe(operation, self._reactor.seconds() - started, len(calls))
+    @staticmethod
+    def _batch_done(reply, source: str, calls: list) -> None:
         if isinstance(reply, Failure):
             for _, done in calls:
                 done.errback(reply)
@@ -646,18 +668,8 @@ class RedisStore:
     # ITimedStore
 
     def time_calls(self, observe) -> None:
+        # Each script run is timed once, in _eval.
         self._observe = observe
-
-    def _timed(self, operation: str, running: Deferred) -> Deferred:
-        if self._observe is None:
-            return running
-        started = self._reactor.seconds()
-
-        def observed(outcome):
-            self._observe(operation, self._reactor.seconds() - started, 1)
-            return outcome
-
-        return running.addBoth(observed)
 
     # IMessageStore
 
@@ -708,7 +720,7 @@ class RedisStore:
 
     def reserve(self, queue, limit, now, policy):
         reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))
-        return self._timed("reserve", reserving).addCallback(self._reserved, queue)
+        return reserving.addCallback(self._reserved, queue)
 
     def _reserved(self, reply, queue: str) -> list:
         report, taken = reply
@@ -729,14 +741,13 @@ class RedisStore:
         if not deliveries:
             return succeed(0)
         when = b"" if visible_at is None else _bytes(float(visible_at))
-        releasing = self._timed("release", self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)))
-        releasing.addCallback(self._moved, queue)
+        releasing = self._script(scripts.RELEASE, queue, when, *_pairs(deliveries)).addCallback(self._moved, queue)
         return releasing.addErrback(self._give_back_later, scripts.RELEASE, queue, [when, *_pairs(deliveries)])
 
     def unreserve(self, queue, deliveries):
         if not deliveries:
             return succeed(0)
-        giving = self._timed("unreserve", self._script(scripts.UNRESERVE, queue, *_pairs(deliveries)))
+        giving = self._script(scripts.UNRESERVE, queue, *_pairs(deliveries))
         return giving.addErrback(self._give_back_later, scripts.UNRESERVE, queue, _pairs(deliveries))
 
     def _give_back_later(self, failure, script: str, queue: str, args: list):
@@ -779,17 +790,16 @@ class RedisStore:
     def dead_letter(self, queue, deliveries, reason):
         if not deliveries:
             return succeed(0)
-        burying = self._timed("dead_letter", self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)))
-        return burying.addCallback(self._moved, queue)
+        return self._script(scripts.DEAD_LETTER, queue, reason.encode(), *_pairs(deliveries)).addCallback(self._moved, queue)
 
     def next_visible_at(self, queue):
         return self._script(scripts.NEXT_VISIBLE_AT, queue).addCallback(lambda when: None if when is None else float(when))
 
     def depth(self, queue):
-        return self._timed("depth", self._script(scripts.DEPTH, queue))
+        return self._script(scripts.DEPTH, queue)
 
     def purge(self, queue):
-        return self._timed("purge", self._script(scripts.PURGE, queue)).addCallback(int)
+        return self._script(scripts.PURGE, queue).addCallback(int)
 
     def delete(self, queue):
         return self._script(scripts.DELETE, queue).addCallback(lambda _: None)

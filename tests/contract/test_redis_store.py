@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
 
 from stompd.broker.policy import DEFAULT_POLICY
 from stompd.errors import ConfigError, StorageError
@@ -85,6 +86,17 @@ async def crash(store: RedisStore) -> None:
     for loop in (store._renewing, store._reaping):
         loop.stop()
     await store._disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_script_run_is_timed_once_for_the_calls_it_carries(redis_store):
+    observed = []
+    redis_store.time_calls(lambda operation, seconds, calls: observed.append((operation, calls, seconds >= 0)))
+    # Three SENDs of one turn are one run.
+    await DeferredList([redis_store.enqueue(QUEUE, message(n)) for n in range(3)], fireOnOneErrback=True)
+    taken = await redis_store.reserve(QUEUE, 3, 0.0, DEFAULT_POLICY)
+    await redis_store.ack(QUEUE, [delivery(m) for m in taken])
+    assert observed == [("enqueue", 3, True), ("reserve", 1, True), ("ack", 1, True)]
 
 
 @pytest_twisted.ensureDeferred
