@@ -540,7 +540,8 @@ class StompSession:
     def _write(self, data: bytes) -> None:
         """
         Write bytes to the client; during a burst (L{DispatchGate}), kept
-        for L{flush} at its end, if the transport can send at once.
+        for L{flush} at its end, if the transport takes a burst's frames
+        together.
         """
         out = self._out
         if out is not None:

@@ -117,6 +117,11 @@ def _opcode(parts) -> int:
     return _TEXT
 
 
+def _frame_opcode(frame: bytes) -> int:
+    # Most frames are ASCII: one C call decides those.
+    return _TEXT if frame.isascii() else _opcode((frame,))
+
+
 @implementer(ISessionTransport)
 class WebSocketPipe:
     """
@@ -144,7 +149,7 @@ class WebSocketPipe:
         )
 
     def write(self, data: bytes) -> None:
-        opcode = _TEXT if data.isascii() else _opcode((data,))
+        opcode = _frame_opcode(data)
         if self._framed_here():
             self._protocol.transport.write(frame_header(opcode, len(data)) + data)
         else:
@@ -162,7 +167,7 @@ class WebSocketPipe:
             return
         parts = []
         for frame in frames:
-            parts.append(frame_header(_TEXT if frame.isascii() else _opcode((frame,)), len(frame)))
+            parts.append(frame_header(_frame_opcode(frame), len(frame)))
             parts.append(frame)
         self._protocol.transport.write(b"".join(parts))
 
