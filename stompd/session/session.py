@@ -377,12 +377,10 @@ class StompSession:
         handler = _HANDLERS.get(frame.command)
         # Unknown commands are counted under one name: a client must not
         # grow the metrics.
-        counts = self.counts
         command = frame.command if handler is not None else "unknown"
-        frames_in = counts.frames_in
-        frames_in[command] = frames_in.get(command, 0) + 1
-        frame_bytes = counts.frame_bytes_in
-        frame_bytes[command] = frame_bytes.get(command, 0) + self._parser.frame_size
+        counters = self._counters
+        counters.frames_received[command] += 1
+        counters.frame_bytes_received[command] += self._parser.frame_size
         self._busy = True
         try:
             if handler is None:
@@ -524,11 +522,10 @@ class StompSession:
 
     def _send_frame(self, frame: Frame) -> None:
         data = encode_frame(frame, self.version or "1.0")
-        counts = self.counts
-        command = frame.command
-        counts.frames_out[command] = counts.frames_out.get(command, 0) + 1
-        counts.frame_bytes_out[command] = counts.frame_bytes_out.get(command, 0) + len(data)
-        counts.sent_bytes += len(data)
+        counters = self._counters
+        counters.frames_sent[frame.command] += 1
+        counters.frame_bytes_sent[frame.command] += len(data)
+        self.counts.sent_bytes += len(data)
         self._write(data)
         if self._heart_beats is not None:
             self._heart_beats.sent()
