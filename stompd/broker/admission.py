@@ -59,13 +59,12 @@ class Admission:
         self._per_address: dict[str, int] = {}
         self._recent: dict[str, deque] = {}
 
-    def admit(self, peer) -> StompError | None:
+    def admit(self, address: str) -> StompError | None:
         """
-        Count a new connection from C{peer} in, or say why it is refused.
-        Every admitted connection is L{release}d once.
+        Count a new connection from C{address} (its L{peer_address}) in, or
+        say why it is refused. Every admitted connection is L{release}d once.
         """
         limits = self._limits
-        address = peer_address(peer)
         if limits.max_connections and self._open >= limits.max_connections:
             self.log.hit("max-connections", f"{limits.max_connections} connections open; refused {address}")
             return StompError("too many connections", f"This broker takes {limits.max_connections} connections at once.")
@@ -104,11 +103,10 @@ class Admission:
             if not recent or recent[-1] <= now - 1.0:
                 del self._recent[address]
 
-    def release(self, peer) -> None:
+    def release(self, address: str) -> None:
         """
-        An admitted connection from C{peer} is gone.
+        An admitted connection from C{address} is gone.
         """
-        address = peer_address(peer)
         self._open -= 1
         count = self._per_address.get(address, 1) - 1
         if count:

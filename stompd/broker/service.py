@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from stompd.broker.admission import Admission
+from stompd.broker.admission import Admission, peer_address
 from stompd.broker.authorization import Authorization
 from stompd.broker.dispatch import DispatchGate
 from stompd.broker.message import MessageIds
@@ -209,10 +209,12 @@ class BrokerService(Service):
         """
         self.sessions.add(session)
         self.counters.connections_opened[session.kind] += 1
-        peer = session.transport.getPeer()
-        refusal = self.admission.admit(peer)
+        # The address, not the peer object: one string an idle connection
+        # shares with its transport.
+        address = peer_address(session.transport.getPeer())
+        refusal = self.admission.admit(address)
         if refusal is None:
-            self._admitted[session] = peer
+            self._admitted[session] = address
         return refusal
 
     def detach(self, session) -> None:
@@ -223,9 +225,9 @@ class BrokerService(Service):
             self.counters.connections_closed[session.kind] += 1
             self.counters.fold(session.kind, session.counts)
         self.sessions.discard(session)
-        peer = self._admitted.pop(session, None)
-        if peer is not None:
-            self.admission.release(peer)
+        address = self._admitted.pop(session, None)
+        if address is not None:
+            self.admission.release(address)
         waiter = self._closed.pop(session, None)
         if waiter is not None:
             waiter.callback(None)

@@ -7,6 +7,7 @@ hot path, so the work per frame is a handful of C-level searches and slices,
 never a Python loop over bytes.
 """
 
+import functools
 import re
 from itertools import islice
 from typing import NoReturn
@@ -101,14 +102,7 @@ class FrameParser:
         self._max_frame_size = limits.max_frame_size
         self._max_body_size = limits.max_body_size
 
-        # A frame's header block cannot be longer than this, so a client that
-        # never ends its header block is cut off here at the latest.
-        self._max_head = min(
-            limits.max_frame_size,
-            # the command line and max_headers header lines, each with a CRLF,
-            # then the blank line
-            (limits.max_headers + 1) * (limits.max_header_line + 2) + 2,
-        )
+        self._max_head = _max_head(limits)
 
         # Progress through an incomplete header block, relative to
         # self._start, so that each feed() only scans the new bytes.
@@ -199,6 +193,10 @@ class FrameParser:
         start = self._start
         end = len(buffer)
         if start == end:
+            if start:
+                # All of it is consumed: an idle connection holds no bytes.
+                buffer.clear()
+                self._start = 0
             return None
 
         # Skip heart-beats. A CR at the very end may yet be half of a CRLF.
@@ -583,6 +581,21 @@ class FrameParser:
             "too many headers",
             f"a frame may have at most {self.limits.max_headers} header lines",
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _max_head(limits: Limits) -> int:
+    """
+    How long a frame's header block may be: a client that never ends its
+    header block is cut off here at the latest. Worked out once per
+    L{Limits}, which every connection shares.
+    """
+    return min(
+        limits.max_frame_size,
+        # the command line and max_headers header lines, each with a CRLF,
+        # then the blank line
+        (limits.max_headers + 1) * (limits.max_header_line + 2) + 2,
+    )
 
 
 def _line_length(buffer: bytearray, line_start: int, newline: int) -> int:

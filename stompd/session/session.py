@@ -13,7 +13,10 @@ waits for them.
 """
 
 import ipaddress
+import sys
 from collections import deque
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.logger import Logger
@@ -76,6 +79,8 @@ _READ_ON = _Stored(None)
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 # The groups of a session before it is authenticated (one shared set).
 _NO_GROUPS: frozenset = frozenset()
+# A session's transactions until it begins one: shared, and read-only.
+_NO_TRANSACTIONS: Mapping = MappingProxyType({})
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -195,7 +200,6 @@ class StompSession:
     # Slots, not a dict: a broker holds tens of thousands of idle sessions.
     __slots__ = (
         "_abort_timer",
-        "_buffered_bytes",
         "_busy",
         "_close_reason",
         "_closing",
@@ -218,7 +222,7 @@ class StompSession:
         "_transactions",
         "_unconfirmed",
         "_unconfirmed_room",
-        "_write_frames",
+        "_takes_frames",
         "broker",
         "client_id",
         "clock",
@@ -266,7 +270,8 @@ class StompSession:
         self.client_id = None
         self.writable = True
         self.subscriptions: dict[str, Subscription] = {}
-        self._transactions: dict[str, list[Frame]] = {}
+        # Open transactions by name: a dict of its own once one is begun.
+        self._transactions: Mapping[str, list[Frame]] = _NO_TRANSACTIONS
         self._transaction_bytes = 0
         self._parser = FrameParser(self.config.limits.frames)
         self._heart_beats: HeartBeats | None = None
@@ -283,15 +288,15 @@ class StompSession:
         self._reading_paused = False
         self._closing = False
         self._gone = False
-        # What waits in the transport to be sent, if it can tell (see
-        # ISessionTransport); else what was written during this pause.
-        self._buffered_bytes = getattr(transport, "buffered_bytes", None)
+        # What was written during this pause, for a transport that cannot
+        # tell what waits in it to be sent (see ISessionTransport).
         self._paused_bytes = 0
         # A transport that takes a burst's frames together (plain TCP,
         # WebSocket) gets the frames written during a burst at its end (see
         # DispatchGate): kept here meanwhile, with whether a large body
-        # (a tuple of parts) is among them.
-        self._write_frames = getattr(transport, "write_frames", None)
+        # (a tuple of parts) is among them. A flag, not the bound method:
+        # an idle session need not hold one.
+        self._takes_frames = hasattr(transport, "write_frames")
         self._out: list | None = None
         self._out_large = False
         self._connect_timer = self.clock.callLater(self.config.connect_timeout, self._connect_timed_out)
@@ -543,7 +548,7 @@ class StompSession:
         out = self._out
         if out is not None:
             out.append(data)
-        elif self._write_frames is not None and self.broker.dispatch_gate.batching:
+        elif self._takes_frames and self.broker.dispatch_gate.batching:
             self._out = [data]
             self.broker.dispatch_gate.flush_later(self)
         else:
@@ -581,7 +586,7 @@ class StompSession:
                 else:
                     transport.write(frame)
         else:
-            self._write_frames(out)
+            self.transport.write_frames(out)
 
     def deliver(self, subscription: Subscription, message) -> None:
         """
@@ -612,7 +617,8 @@ class StompSession:
             self._heart_beats.sent()
         if not self.writable:
             self._paused_bytes += size
-            waiting = self._paused_bytes if self._buffered_bytes is None else self._buffered_bytes()
+            buffered_bytes = getattr(self.transport, "buffered_bytes", None)
+            waiting = self._paused_bytes if buffered_bytes is None else buffered_bytes()
             if waiting > self.config.limits.max_buffered:
                 self.log.warn("Disconnecting slow consumer {session}", session=self.session_id)
                 self._fail(
@@ -755,7 +761,7 @@ class StompSession:
                 timer.cancel()
         if self._heart_beats is not None:
             self._heart_beats.stop()
-        self._transactions.clear()
+        self._transactions = _NO_TRANSACTIONS
         self._unsubscribe_all()
         if self.vhost is not None:
             self._log_errors(self.vhost.end_session(self.session_id), "end session")
@@ -827,6 +833,8 @@ class StompSession:
         if self._connect_timer is not None and self._connect_timer.active():
             self._connect_timer.cancel()
         self._connect_timer = None
+        # Many connections log in as one user: they share one string.
+        user = sys.intern(str(user))
         self.user = user
         if authenticated:
             self._principal = user
@@ -1132,6 +1140,8 @@ class StompSession:
             raise ProtocolError("transaction already begun", f"Transaction {name!r} is already open.")
         if len(self._transactions) >= self.config.max_transactions:
             raise ProtocolError("too many transactions", f"A connection may hold {self.config.max_transactions} open transactions.")
+        if self._transactions is _NO_TRANSACTIONS:
+            self._transactions = {}
         self._transactions[name] = []
 
     def on_COMMIT(self, frame: Frame) -> Deferred:
