@@ -94,7 +94,9 @@ class FrameParser:
         self.limits = limits
         self.frame_size = 0
         self._version = "1.0"
-        self._buffer = bytearray()
+        # The bytes fed and not yet returned as frames, from self._start:
+        # the chunk last fed while nothing else waits, else a bytearray.
+        self._buffer: bytes | bytearray = b""
         # Where the unreturned bytes start. Consumed bytes are only dropped in
         # feed(), once per chunk rather than once per frame.
         self._start = 0
@@ -159,20 +161,30 @@ class FrameParser:
                 return
         buffer = self._buffer
         start = self._start
-        if start:
-            # Dropping the consumed prefix once per chunk, not once per frame,
-            # keeps next_frame() to index arithmetic. CPython drops a
-            # bytearray's prefix by moving its start pointer and copies only
-            # when it shrinks the allocation, so this stays cheap.
-            del buffer[:start]
-            self._start = 0
-        if len(buffer) + len(data) > self.limits.max_buffered:
+        if len(buffer) - start + len(data) > self.limits.max_buffered:
             self._fail(
                 "too much unprocessed data",
                 f"more than {self.limits.max_buffered} bytes are waiting to be "
                 "processed",
             )
-        buffer += data
+        self._start = 0
+        if start == len(buffer):
+            # Nothing is waiting, as after most reads: the chunk itself is
+            # the buffer, not copied, and frame bodies are sliced out of it
+            # with one copy each.
+            self._buffer = data if data.__class__ is bytes else bytes(data)
+        elif buffer.__class__ is bytes:
+            # Part of a frame is waiting: from here on a bytearray, which
+            # grows in place rather than being copied whole for every chunk.
+            buffer = self._buffer = bytearray(memoryview(buffer)[start:])
+            buffer += data
+        else:
+            # Dropping the consumed prefix once per chunk, not once per
+            # frame, keeps next_frame() to index arithmetic. CPython drops a
+            # bytearray's prefix by moving its start pointer and copies only
+            # when it shrinks the allocation, so this stays cheap.
+            del buffer[:start]
+            buffer += data
 
     def next_frame(self) -> Frame | None:
         """
@@ -195,7 +207,7 @@ class FrameParser:
         if start == end:
             if start:
                 # All of it is consumed: an idle connection holds no bytes.
-                buffer.clear()
+                self._buffer = b""
                 self._start = 0
             return None
 
@@ -303,7 +315,7 @@ class FrameParser:
             self._body_view[:received] = buffer[body_start:end]
         self._body_received = received
         self._body_length = length
-        del buffer[:]
+        self._buffer = b""
         self._start = 0
 
     def body_buffer(self) -> memoryview | None:
@@ -467,7 +479,7 @@ class FrameParser:
         self._head_scanned = end - start
 
     def _parse_head(
-        self, buffer: bytearray, start: int, head_end: int, version: str
+        self, buffer: bytes | bytearray, start: int, head_end: int, version: str
     ) -> tuple[str, dict[str, str]]:
         """
         Parse a header block: the command line and the header lines, without
@@ -598,7 +610,7 @@ def _max_head(limits: Limits) -> int:
     )
 
 
-def _line_length(buffer: bytearray, line_start: int, newline: int) -> int:
+def _line_length(buffer: bytes | bytearray, line_start: int, newline: int) -> int:
     """
     The length of the line from C{line_start} to C{newline}, without its EOL.
     """
