@@ -79,8 +79,9 @@ _READ_ON = _Stored(None)
 _SUPPORTED = ",".join(SUPPORTED_VERSIONS)
 # The groups of a session before it is authenticated (one shared set).
 _NO_GROUPS: frozenset = frozenset()
-# A session's transactions until it begins one: shared, and read-only.
-_NO_TRANSACTIONS: Mapping = MappingProxyType({})
+# A session's subscriptions or transactions until it has one: shared, and
+# read-only.
+_NONE_YET: Mapping = MappingProxyType({})
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -269,9 +270,11 @@ class StompSession:
         self.vhost = None
         self.client_id = None
         self.writable = True
-        self.subscriptions: dict[str, Subscription] = {}
+        # By id: a dict of its own once there is one (an idle session need
+        # not hold an empty one).
+        self.subscriptions: Mapping[str, Subscription] = _NONE_YET
         # Open transactions by name: a dict of its own once one is begun.
-        self._transactions: Mapping[str, list[Frame]] = _NO_TRANSACTIONS
+        self._transactions: Mapping[str, list[Frame]] = _NONE_YET
         self._transaction_bytes = 0
         self._parser = FrameParser(self.config.limits.frames)
         self._heart_beats: HeartBeats | None = None
@@ -761,7 +764,7 @@ class StompSession:
                 timer.cancel()
         if self._heart_beats is not None:
             self._heart_beats.stop()
-        self._transactions = _NO_TRANSACTIONS
+        self._transactions = _NONE_YET
         self._unsubscribe_all()
         if self.vhost is not None:
             self._log_errors(self.vhost.end_session(self.session_id), "end session")
@@ -772,7 +775,7 @@ class StompSession:
         if self.vhost is not None:
             for subscription in self.subscriptions.values():
                 self._log_errors(self.vhost.unsubscribe(subscription), "unsubscribe")
-        self.subscriptions.clear()
+        self.subscriptions = _NONE_YET
 
     def _log_errors(self, d: Deferred, what: str) -> None:
         d.addErrback(lambda f: self.log.failure("{what} for {session} failed", f, what=what, session=self.session_id))
@@ -1015,6 +1018,8 @@ class StompSession:
         subscription.frame_prefix = (
             b"MESSAGE\nsubscription:" + escape_header(subscription_id, self.version).encode("utf-8") + b"\n"
         )
+        if self.subscriptions is _NONE_YET:
+            self.subscriptions = {}
         self.subscriptions[subscription_id] = subscription
         return self.vhost.subscribe(subscription, headers)
 
@@ -1028,13 +1033,14 @@ class StompSession:
             raise ProtocolError("missing id header", "An UNSUBSCRIBE frame must have an 'id' header.")
         # Removing a durable subscription for good, as each broker spells it.
         forget = headers.get("durable") == "true" or durable_name is not None
-        subscription = self.subscriptions.pop(subscription_id, None)
+        subscription = self.subscriptions.get(subscription_id)
         if subscription is None:
             if durable_name is not None and self.client_id is not None:
                 # ActiveMQ: a later connection of the same client-id removes
                 # a durable subscription that is not active.
                 return self.vhost.forget_durable(self.vhost.durable_key(f"{self.client_id}:{durable_name}"))
             raise ProtocolError("unknown subscription", f"There is no subscription {subscription_id!r}.")
+        del self.subscriptions[subscription_id]
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
@@ -1140,7 +1146,7 @@ class StompSession:
             raise ProtocolError("transaction already begun", f"Transaction {name!r} is already open.")
         if len(self._transactions) >= self.config.max_transactions:
             raise ProtocolError("too many transactions", f"A connection may hold {self.config.max_transactions} open transactions.")
-        if self._transactions is _NO_TRANSACTIONS:
+        if self._transactions is _NONE_YET:
             self._transactions = {}
         self._transactions[name] = []
 
