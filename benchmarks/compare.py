@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/compare.py --broker stompd=127.0.0.1:61613,ws=15674 \\
         --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
-        [--scenario all|fanout|wsfanout|fanout-2node|queue|queue-persistent|
+        [--scenario all|connections|fanout|wsfanout|fanout-2node|queue|queue-persistent|
                     queue-visibility|queue-priority|queue-header|latency|large|large-fanout[,...]]
     python benchmarks/compare.py --start-stompd --start-stompd-redis \\
         --broker rabbitmq=127.0.0.1:61623,ws=15684 --broker activemq=127.0.0.1:61633 \\
@@ -17,7 +17,8 @@ Usage::
 A broker is ``NAME=HOST:PORT``, then optionally ``,ws=PORT`` (its STOMP over
 WebSocket port, on the same host), ``,ws-path=/PATH`` (default ``/ws``) and
 ``,peer=PORT`` (the STOMP port of a second node of the same broker, on the
-same host), then optionally ``?login=..&passcode=..&vhost=..`` to override
+same host), ``,pid=PID`` (its process id, for the memory figure of
+``connections``), then optionally ``?login=..&passcode=..&vhost=..`` to override
 the global ``--login``/``--passcode``/``--vhost`` for that broker.
 ``wsfanout`` runs only on brokers with a ``ws`` port and ``fanout-2node``
 only on brokers with a ``peer`` port; ``all`` includes each when at least
@@ -25,6 +26,13 @@ one broker can run it.  ``--scenario`` takes one scenario or several,
 comma-separated, run in that order.  Options that compare.py does not know
 (``--messages 10000``, ``--duration-limit 30``, ``--ws-producer`` ...) are
 passed to every stomp_load.py run.
+
+``connections`` opens ``--connections`` idle connections (default 10,000)
+with ``connections.py`` and reports how many were held, how fast they
+opened and, for brokers with a known process id (those compare.py starts,
+and ``,pid=PID``), the broker's RSS per connection; it is first in ``all``,
+so that it meets fresh broker processes. The brokers compare.py starts
+inherit its open-file limit (``ulimit -n``).
 
 Scenarios run one broker at a time, scenario by scenario (fanout on every
 broker, then queue on every broker ...), each in a fresh stomp_load.py
@@ -71,7 +79,8 @@ import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STOMP_LOAD = os.path.join(HERE, "stomp_load.py")
-SCENARIOS = ("fanout", "wsfanout", "fanout-2node", "queue", "queue-persistent",
+CONNECTIONS = os.path.join(HERE, "connections.py")
+SCENARIOS = ("connections", "fanout", "wsfanout", "fanout-2node", "queue", "queue-persistent",
              "queue-visibility", "queue-priority", "queue-header", "queue-auto", "latency", "large",
              "large-fanout")
 # Scenarios that need the broker's WebSocket port.
@@ -98,7 +107,7 @@ class Broker:
     """
 
     def __init__(self, name, host, port, login, passcode, vhost, ws_port=None, ws_path="/ws",
-                 peer_port=None):
+                 peer_port=None, pids=()):
         self.name = name
         self.host = host
         self.port = port
@@ -108,6 +117,8 @@ class Broker:
         self.ws_port = ws_port
         self.ws_path = ws_path
         self.peer_port = peer_port
+        # Its processes, for the RSS of connections; known once started.
+        self.pids = list(pids)
 
     def can_run(self, scenario):
         """False when the broker lacks what ``scenario`` needs (a ws or peer port)."""
@@ -119,7 +130,7 @@ class Broker:
 
     @classmethod
     def parse(cls, spec, defaults):
-        """Parse ``NAME=HOST:PORT[,ws=PORT][,ws-path=/PATH][,peer=PORT][?login=..&passcode=..&vhost=..]``."""
+        """Parse ``NAME=HOST:PORT[,ws=PORT][,ws-path=/PATH][,peer=PORT][,pid=PID][?login=..&passcode=..&vhost=..]``."""
         name, sep, rest = spec.partition("=")
         if not sep or not name:
             raise ValueError("expected NAME=HOST:PORT, got %r" % spec)
@@ -131,13 +142,13 @@ class Broker:
         transport = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("ws", "ws-path", "peer"):
-                raise ValueError("expected ,ws=PORT, ,ws-path=/PATH or ,peer=PORT after HOST:PORT, "
-                                 "got %r in %r" % (option, spec))
+            if not sep or key not in ("ws", "ws-path", "peer", "pid"):
+                raise ValueError("expected ,ws=PORT, ,ws-path=/PATH, ,peer=PORT or ,pid=PID after "
+                                 "HOST:PORT, got %r in %r" % (option, spec))
             transport[key] = value
-        for key in ("ws", "peer"):
+        for key in ("ws", "peer", "pid"):
             if key in transport and not transport[key].isdigit():
-                raise ValueError("%s=%r is not a port number in %r" % (key, transport[key], spec))
+                raise ValueError("%s=%r is not a number in %r" % (key, transport[key], spec))
         if not transport.get("ws-path", "/").startswith("/"):
             raise ValueError("ws-path must start with / in %r" % spec)
         extra = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
@@ -150,7 +161,8 @@ class Broker:
                    extra.get("vhost", defaults.vhost),
                    ws_port=int(transport["ws"]) if "ws" in transport else None,
                    ws_path=transport.get("ws-path", "/ws"),
-                   peer_port=int(transport["peer"]) if "peer" in transport else None)
+                   peer_port=int(transport["peer"]) if "peer" in transport else None,
+                   pids=[int(transport["pid"])] if "pid" in transport else ())
 
 
 # -- stompd under our control ----------------------------------------------
@@ -743,8 +755,16 @@ class StompdNodesSetup:
 # -- running and tabulating ------------------------------------------------
 
 
-def run_one(broker, scenario, passthrough, timeout):
-    """Run one scenario against one broker in a fresh stomp_load.py; return its result dict."""
+def run_one(broker, scenario, passthrough, timeout, connections=0):
+    """Run one scenario against one broker in a fresh stomp_load.py (``connections``: a fresh
+    connections.py opening that many); return its result dict."""
+    if scenario == "connections":
+        cmd = [sys.executable, CONNECTIONS, "--host", broker.host, "--port", str(broker.port),
+               "--login", broker.login, "--passcode", broker.passcode, "--vhost", broker.vhost,
+               "--count", str(connections), "--json"]
+        for pid in broker.pids:
+            cmd += ["--pid", str(pid)]
+        return run_load(cmd, broker, scenario, "%s:%d" % (broker.host, broker.port), timeout)
     cmd = [sys.executable, STOMP_LOAD, "--host", broker.host, "--port", str(broker.port),
            "--login", broker.login, "--passcode", broker.passcode, "--vhost", broker.vhost,
            "--scenario", scenario, "--json"]
@@ -757,21 +777,27 @@ def run_one(broker, scenario, passthrough, timeout):
         cmd += ["--subscriber-broker", "%s:%d" % (broker.host, broker.peer_port)]
         where += ", subscribers on %s:%d" % (broker.host, broker.peer_port)
     cmd += passthrough
+    return run_load(cmd, broker, scenario, where, timeout)
+
+
+def run_load(cmd, broker, scenario, where, timeout):
+    """Run the load generator ``cmd`` (it prints its result as a JSON line); return the result."""
     log("running %s against %s (%s)" % (scenario, broker.name, where))
     started = time.monotonic()
+    tool = os.path.basename(cmd[1])
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"scenario": scenario, "ok": False,
-                "error": "stomp_load.py did not finish within %ss" % timeout}
+                "error": "%s did not finish within %ss" % (tool, timeout)}
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     if not results:
         return {"scenario": scenario, "ok": False,
                 "error": "no result (exit %d): %s" % (done.returncode, done.stderr.strip()[-2000:])}
     result = results[-1]
     if not result.get("ok"):
-        # Show stomp_load's own loud report for failed runs.
+        # Show the load generator's own loud report for failed runs.
         sys.stderr.write(done.stderr)
     log("  %s on %s: %s in %.1fs" % (scenario, broker.name,
                                      "ok" if result.get("ok") else "FAILED",
@@ -790,6 +816,9 @@ def _get(result, path):
 
 # (scenario, label, path into the result, format)
 ROWS = [
+    ("connections", "connections held", "opened", "{:,.0f}"),
+    ("connections", "connections/s", "connections_per_s", "{:,.0f}"),
+    ("connections", "broker RSS bytes per connection", "rss_bytes_per_connection", "{:,.0f}"),
     ("fanout", "published msgs/s", "publish_rate", "{:,.0f}"),
     ("fanout", "delivered msgs/s (all subs)", "delivery_rate", "{:,.0f}"),
     ("fanout", "slowest subscriber msgs/s", "slowest_subscriber_rate", "{:,.0f}"),
@@ -944,6 +973,8 @@ def main(argv=None):
                         help="twistd to start stompd with (default: next to this Python)")
     parser.add_argument("--run-timeout", type=float, default=300.0,
                         help="seconds one stomp_load.py run may take before it is killed")
+    parser.add_argument("--connections", type=int, default=10000, metavar="COUNT",
+                        help="idle connections the connections scenario opens (default 10000)")
     parser.add_argument("--json", action="store_true",
                         help="also print all results as one JSON object")
     args, passthrough = parser.parse_known_args(argv)
@@ -1041,6 +1072,13 @@ def main(argv=None):
         except RuntimeError as exc:
             log("error: %s" % exc)
             return 2
+        started = {b.name: b for b in brokers}
+        if stompd:
+            started["stompd"].pids = [stompd.pid]
+        if redis_setup:
+            started["stompd-redis"].pids = [redis_setup.node_a.pid]
+        if nodes_setup:
+            started[nodes_setup.name].pids = [node.pid for node in nodes_setup.nodes]
         for scenario in scenarios:
             if redis_setup and scenario in PEER_SCENARIOS:
                 try:
@@ -1059,7 +1097,7 @@ def main(argv=None):
                 nodes_run = nodes_setup is not None and broker.name == nodes_setup.name
                 mark = nodes_setup.mark() if nodes_run else None
                 results[(broker.name, scenario)] = run_one(
-                    broker, scenario, passthrough, args.run_timeout)
+                    broker, scenario, passthrough, args.run_timeout, args.connections)
                 if nodes_run:
                     # Which node the load generator's connections landed on.
                     results[(broker.name, scenario)]["connections_per_node"] = \

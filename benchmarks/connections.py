@@ -2,6 +2,7 @@
 """Open many idle STOMP connections to one broker; report the rate and the broker's memory.
 
     python benchmarks/connections.py --port 61613 --count 50000 --pid BROKER_PID
+    python benchmarks/connections.py --port 61663 --count 50000 --pid NODE1 --pid NODE2 ...
 
 Worker processes open ``--count`` connections in all, each a TCP connect,
 a STOMP 1.2 CONNECT (``heart-beat:0,0``) and its CONNECTED, keeping up to
@@ -18,7 +19,9 @@ Reported:
 - **broker RSS per connection**: with ``--pid``, the growth of the broker's
   ``VmRSS`` (``/proc/PID/status``) from before the first connection to
   when all are open, divided by the count.  Run it first on a fresh broker
-  process: memory a process once took is not always given back.
+  process: memory a process once took is not always given back.  A broker
+  of several processes (stompd nodes sharing one listening socket) gets a
+  ``--pid`` for each; their growth is added up.
 
 The fd limit of this process is raised to its hard limit; the broker's must
 allow the count too (``ulimit -n`` before starting it; stompd under systemd
@@ -45,6 +48,11 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS for pid %d" % pid)
+
+
+def total_rss(pids):
+    """The RSS of the processes ``pids`` added up, or None for none."""
+    return sum(rss_bytes(pid) for pid in pids) if pids else None
 
 
 def raise_fd_limit(wanted):
@@ -135,7 +143,8 @@ def main():
     p.add_argument("--in-flight", type=int, default=100, help="handshakes at once per process (default 100)")
     p.add_argument("--sources", type=int, default=8, help="loopback source addresses (default 8)")
     p.add_argument("--hold", type=float, default=5.0, help="seconds to hold them open (default 5)")
-    p.add_argument("--pid", type=int, default=None, help="the broker's process id, for its RSS")
+    p.add_argument("--pid", type=int, action="append", default=[],
+                   help="the broker's process id, for its RSS; once per process of a broker of several")
     p.add_argument("--login", default="guest")
     p.add_argument("--passcode", default="guest")
     p.add_argument("--vhost", default="/")
@@ -148,9 +157,10 @@ def main():
     limit = raise_fd_limit(max(per_process) + 100)
     if limit < max(per_process) + 100:
         p.error("fd limit %d is too low for %d connections a process" % (limit, max(per_process)))
+    wall_started = time.monotonic()
     ctx = multiprocessing.get_context("fork")
     results, go, done = ctx.Queue(), ctx.Event(), ctx.Event()
-    before = rss_bytes(args.pid) if args.pid else None
+    before = total_rss(args.pid)
     workers = []
     for index, count in enumerate(per_process):
         opts = dict(vars(args), count=count)
@@ -169,7 +179,7 @@ def main():
         failed = sum(r["failed"] for r in opened.values())
         elapsed = max(r["last"] for r in opened.values()) - min(r["first"] for r in opened.values())
         time.sleep(1.0)
-        after = rss_bytes(args.pid) if args.pid else None
+        after = total_rss(args.pid)
         time.sleep(args.hold)
         done.set()
         closed = 0
@@ -185,6 +195,7 @@ def main():
         "scenario": "connections", "requested": args.count, "opened": total, "failed": failed,
         "closed_by_broker_while_held": closed, "elapsed_s": round(elapsed, 3),
         "connections_per_s": round(total / max(elapsed, 1e-9), 1), "held_s": args.hold,
+        "wall_s": round(time.monotonic() - wall_started, 1),
         "ok": total == args.count and not closed,
     }
     if before is not None:
