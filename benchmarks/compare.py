@@ -756,8 +756,11 @@ class StompdNodesSetup:
 
 
 def run_one(broker, scenario, passthrough, timeout, connections=0):
-    """Run one scenario against one broker in a fresh stomp_load.py (``connections``: a fresh
-    connections.py opening that many); return its result dict."""
+    """Run one scenario against one broker in a fresh load generator; return its result dict.
+
+    The ``connections`` scenario is a fresh connections.py opening ``connections`` of them;
+    every other one a fresh stomp_load.py, given ``passthrough``.
+    """
     if scenario == "connections":
         cmd = [sys.executable, CONNECTIONS, "--host", broker.host, "--port", str(broker.port),
                "--login", broker.login, "--passcode", broker.passcode, "--vhost", broker.vhost,
@@ -1072,13 +1075,14 @@ def main(argv=None):
         except RuntimeError as exc:
             log("error: %s" % exc)
             return 2
-        started = {b.name: b for b in brokers}
+        # The processes of the brokers started here, for connections' RSS.
+        by_name = {b.name: b for b in brokers}
         if stompd:
-            started["stompd"].pids = [stompd.pid]
+            by_name["stompd"].pids = [stompd.pid]
         if redis_setup:
-            started["stompd-redis"].pids = [redis_setup.node_a.pid]
+            by_name["stompd-redis"].pids = [redis_setup.node_a.pid]
         if nodes_setup:
-            started[nodes_setup.name].pids = [node.pid for node in nodes_setup.nodes]
+            by_name[nodes_setup.name].pids = [node.pid for node in nodes_setup.nodes]
         for scenario in scenarios:
             if redis_setup and scenario in PEER_SCENARIOS:
                 try:

@@ -97,8 +97,8 @@ class FrameParser:
         # The bytes fed and not yet returned as frames, from self._start:
         # the chunk last fed while nothing else waits, else a bytearray.
         self._buffer: bytes | bytearray = b""
-        # Where the unreturned bytes start. Consumed bytes are only dropped in
-        # feed(), once per chunk rather than once per frame.
+        # Where the unreturned bytes start. Consumed bytes are dropped once
+        # per chunk (in feed(), or when all are consumed), not per frame.
         self._start = 0
         self._error: FrameError | None = None
         self._max_frame_size = limits.max_frame_size

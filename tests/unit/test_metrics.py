@@ -127,6 +127,22 @@ def test_frame_bytes_are_counted_by_command_as_on_the_wire():
     assert counters.bytes_received["tcp"] == sum(counters.frame_bytes_received.values()) + 3
 
 
+def test_frames_of_a_connection_that_closed_are_counted_once():
+    broker = started_broker()
+    producer = connected_client(broker)
+    send = encode_frame(Frame("SEND", {"destination": "/queue/gone", "receipt": "r"}, b"x"), "1.2")
+    producer.send_bytes(send + send)
+    receipt = producer.received()
+    open_totals = broker.counters.totals(broker.sessions)
+    producer.disconnect()
+    for counters in (open_totals, broker.counters.totals(broker.sessions)):
+        assert (counters.frames_received["SEND"], counters.frame_bytes_received["SEND"]) == (2, 2 * len(send))
+        assert counters.frames_received["CONNECT"] == 1
+        assert counters.frame_bytes_sent["RECEIPT"] == len(receipt)
+        assert counters.frames_sent["CONNECTED"] == 1
+        assert counters.bytes_sent["tcp"] == sum(counters.frame_bytes_sent.values())
+
+
 def test_store_calls_are_timed_whether_answered_at_once_or_later():
     class HalfSlowStore(MemoryStore):
         def __init__(self, clock):
