@@ -9,7 +9,9 @@ when a frame's effect waits on the store, reading from the client pauses
 until it is done. SENDs, ACKs and NACKs are the exception: the next frame is read
 while they are stored (in order, by the store), their RECEIPTs are sent in
 order once stored, and any later frame of another kind with a receipt
-waits for them.
+waits for them. The plain ACKs of one read (no receipt, no transaction) go
+to the broker together, one call per subscription, before the next frame
+of another kind.
 """
 
 import ipaddress
@@ -82,6 +84,16 @@ _NO_GROUPS: frozenset = frozenset()
 # A session's subscriptions or transactions until it has one: shared, and
 # read-only.
 _NONE_YET: Mapping = MappingProxyType({})
+
+
+def _joins_acks(frame: Frame) -> bool:
+    """
+    Whether C{frame} is an ACK the session may hand to the broker together
+    with the other ACKs of a read: one that asks for no receipt and is not
+    part of a transaction.
+    """
+    headers = frame.headers
+    return frame.command == "ACK" and "receipt" not in headers and "transaction" not in headers
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -201,6 +213,7 @@ class StompSession:
     # Slots, not a dict: a broker holds tens of thousands of idle sessions.
     __slots__ = (
         "_abort_timer",
+        "_acks",
         "_busy",
         "_close_reason",
         "_closing",
@@ -210,6 +223,7 @@ class StompSession:
         "_frames_in",
         "_gone",
         "_heart_beats",
+        "_held_frame",
         "_looping",
         "_out",
         "_out_large",
@@ -280,6 +294,12 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
+        # The ACKs of this read not yet handed to the broker: subscription
+        # -> (the deliveries they settle, the last of those frames); see
+        # _join_acks. And a frame read but not yet handled, which waits
+        # behind them.
+        self._acks: dict | None = None
+        self._held_frame: Frame | None = None
         # SENDs, ACKs and NACKs still being stored, oldest first: a deque
         # once there is one (an empty deque is 600 bytes an idle session
         # need not hold).
@@ -359,15 +379,28 @@ class StompSession:
         gate.hold()
         try:
             while not self._busy and not self._closing:
-                try:
-                    frame = self._parser.next_frame()
-                except FrameError as e:
-                    self._fail(e)
-                    return
-                if frame is None:
-                    break
+                frame = self._held_frame
+                if frame is not None:
+                    self._held_frame = None
+                else:
+                    try:
+                        frame = self._parser.next_frame()
+                    except FrameError as e:
+                        self._fail(e)
+                        return
+                    if frame is None:
+                        break
+                if self._acks is not None and not _joins_acks(frame):
+                    # The ACKs before it are stored before it is handled.
+                    self._flush_acks()
+                    if self._busy:
+                        # Too many frames are being stored: it waits.
+                        self._held_frame = frame
+                        break
                 self._dispatch(frame)
         finally:
+            if self._acks is not None:
+                self._flush_acks()
             self._looping = False
             # Queues the frames touched dispatch now, once each; that may
             # finish a frame of ours that waited for room in a queue.
@@ -403,6 +436,13 @@ class StompSession:
         except Exception:
             self._frame_done(Failure(), frame)
             return
+        self._handled(result, frame)
+
+    def _handled(self, result, frame: Frame) -> None:
+        """
+        Finish C{frame} once its handler's C{result} is done: at once for
+        C{None}, else when its Deferred (or L{_Stored} waiter) fires.
+        """
         if result is None:
             # Done already, as most frames are: tested first, since
             # isinstance with Deferred (an Awaitable) goes through ABCMeta.
@@ -477,7 +517,10 @@ class StompSession:
         storing.addBoth(self._unconfirmed_done, entry, frame)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
             return _READ_ON
-        self._unconfirmed_room = Deferred()
+        if self._unconfirmed_room is None:
+            # (Already there when several subscriptions' ACKs of one read
+            # are handed over together: they wait for the same room.)
+            self._unconfirmed_room = Deferred()
         return _Stored(self._unconfirmed_room)
 
     def _unconfirmed_done(self, outcome, entry: "_Unconfirmed", frame: Frame) -> None:
@@ -1044,7 +1087,51 @@ class StompSession:
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
+        if self._looping and _joins_acks(frame):
+            return self._join_acks(frame)
         return self._stored_in_order(frame, self._acknowledge(frame))
+
+    def _join_acks(self, frame: Frame) -> None:
+        """
+        Settle the delivery an ACK names now, and keep it to hand to the
+        broker with the other ACKs of this read for the same subscription:
+        one store call for a read's ACKs instead of one each. They are
+        handed over before the next frame of another kind is handled (so a
+        frame with a receipt still waits for them), and at the end of the
+        read (L{_flush_acks}).
+        """
+        ack_id = _required(frame, self._ack_header)
+        subscription = self._holder(frame, ack_id)
+        if subscription is None:
+            return None
+        self.counts.acked += 1
+        settled = subscription.settle(ack_id)
+        acks = self._acks
+        if acks is None:
+            acks = self._acks = {}
+        joined = acks.get(subscription)
+        if joined is None:
+            acks[subscription] = [settled, frame]
+        else:
+            joined[0] += settled
+            # The last frame stands for them all.
+            joined[1] = frame
+        return None
+
+    def _flush_acks(self) -> None:
+        """
+        Hand the ACKs kept by L{_join_acks} to the broker, one call per
+        subscription, stored in order with the frames around them.
+        """
+        acks, self._acks = self._acks, None
+        for subscription, (deliveries, frame) in acks.items():
+            self._busy = True
+            try:
+                result = self._stored_in_order(frame, self.vhost.settle(subscription, deliveries, ACK))
+            except Exception:
+                self._frame_done(Failure(), frame)
+                continue
+            self._handled(result, frame)
 
     def on_NACK(self, frame: Frame):
         return self._stored_in_order(frame, self._acknowledge(frame))

@@ -1,0 +1,184 @@
+"""
+The ACKs of one read, handed to the broker together: stored in order with
+the frames around them, confirmed only once stored, and bounded.
+"""
+
+from twisted.internet.defer import Deferred
+
+from stompd.errors import StorageError
+from stompd.session.session import MAX_UNCONFIRMED
+from stompd.storage.memory import MemoryStore
+from stompd.testing.harness import FakeClient, make_broker
+
+
+class SlowAckStore(MemoryStore):
+    """
+    A memory store whose ack answers only when the test says so; the
+    deliveries of each call are kept.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def ack(self, queue, deliveries):
+        d = Deferred()
+        self.pending.append((d, queue, list(deliveries)))
+        return d
+
+    def answer(self, failure: Exception | None = None) -> None:
+        d, queue, deliveries = self.pending.pop(0)
+        if failure is not None:
+            d.errback(failure)
+        else:
+            super().ack(queue, deliveries).addCallback(d.callback)
+
+    def answer_all(self) -> None:
+        while self.pending:
+            self.answer()
+
+
+def consumer_of(broker, *destinations, prefetch=1000):
+    client = FakeClient(broker)
+    client.connect()
+    for n, destination in enumerate(destinations):
+        client.send(
+            "SUBSCRIBE",
+            {"destination": destination, "id": str(n), "ack": "client-individual", "prefetch-count": str(prefetch)},
+        )
+    return client
+
+
+def publish(broker, destination, count):
+    producer = FakeClient(broker)
+    producer.connect()
+    for n in range(count):
+        producer.send("SEND", {"destination": destination}, b"%d" % n)
+
+
+def ack_frame(frame, **headers) -> bytes:
+    lines = b"".join(b"%s:%s\n" % (name.encode(), value.encode()) for name, value in headers.items())
+    return b"ACK\nid:" + frame.headers["ack"].encode() + b"\n" + lines + b"\n\x00"
+
+
+def left_in(broker, destination) -> list[bytes]:
+    """
+    The bodies a new consumer of C{destination} gets: what nobody acked.
+    """
+    other = FakeClient(broker)
+    other.connect()
+    other.send("SUBSCRIBE", {"destination": destination, "id": "x"})
+    return [f.body for f in other.frames()]
+
+
+def test_acks_of_one_read_go_to_the_store_together_per_subscription():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a", "/queue/b")
+    publish(broker, "/queue/a", 10)
+    publish(broker, "/queue/b", 5)
+    delivered = consumer.frames()
+    assert len(delivered) == 15
+    consumer.send_bytes(b"".join(ack_frame(f) for f in delivered))
+    assert [(queue, len(deliveries)) for _, queue, deliveries in store.pending] == [("/queue/a", 10), ("/queue/b", 5)]
+    store.answer_all()
+    consumer.disconnect()
+    # Acknowledged, so gone: nothing comes back when the consumer goes.
+    assert left_in(broker, "/queue/a") == []
+    assert left_in(broker, "/queue/b") == []
+
+
+def test_a_receipt_after_acks_waits_until_they_are_stored():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a")
+    publish(broker, "/queue/a", 3)
+    delivered = consumer.frames()
+    consumer.send_bytes(
+        b"".join(ack_frame(f) for f in delivered) + b"SUBSCRIBE\ndestination:/queue/c\nid:c\nreceipt:r\n\n\x00"
+    )
+    assert consumer.frames() == []
+    store.answer()
+    [receipt] = consumer.frames()
+    assert receipt.headers == {"receipt-id": "r"}
+
+
+def test_an_ack_with_a_receipt_is_confirmed_after_the_acks_before_it():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a")
+    publish(broker, "/queue/a", 3)
+    first, second, third = consumer.frames()
+    consumer.send_bytes(ack_frame(first) + ack_frame(second) + ack_frame(third, receipt="last"))
+    # The first two together, then the one with the receipt on its own.
+    assert [len(deliveries) for _, _, deliveries in store.pending] == [2, 1]
+    store.answer()
+    assert consumer.frames() == []
+    store.answer()
+    [receipt] = consumer.frames()
+    assert receipt.headers == {"receipt-id": "last"}
+
+
+def test_acks_before_a_bad_frame_in_the_same_read_are_kept():
+    broker = make_broker()
+    consumer = consumer_of(broker, "/queue/a")
+    publish(broker, "/queue/a", 4)
+    delivered = consumer.frames()
+    consumer.send_bytes(ack_frame(delivered[0]) + ack_frame(delivered[1]) + b"ACK\nid:no-such-message\n\n\x00")
+    [error] = consumer.frames()
+    assert error.headers["message"] == "unknown message"
+    assert consumer.closed
+    consumer.session.connection_lost()
+    assert left_in(broker, "/queue/a") == [b"2", b"3"]
+
+
+def test_a_nack_after_acks_in_the_same_read_follows_them():
+    broker = make_broker()
+    consumer = consumer_of(broker, "/queue/a")
+    publish(broker, "/queue/a", 3)
+    first, second, third = consumer.frames()
+    consumer.send_bytes(
+        ack_frame(first) + b"NACK\nid:" + second.headers["ack"].encode() + b"\n\n\x00" + ack_frame(third)
+    )
+    [again] = consumer.frames()
+    assert again.body == b"1"
+    assert again.headers["redelivered"] == "true"
+    consumer.send_bytes(ack_frame(again))
+    consumer.disconnect()
+    assert left_in(broker, "/queue/a") == []
+
+
+def test_acks_not_stored_get_an_error():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a")
+    publish(broker, "/queue/a", 2)
+    consumer.send_bytes(b"".join(ack_frame(f) for f in consumer.frames()))
+    store.answer(StorageError("storage unavailable", "Redis did not answer."))
+    [error] = consumer.frames()
+    assert error.headers["message"] == "storage unavailable"
+    assert consumer.closed
+
+
+def test_acks_being_stored_are_bounded_and_the_next_frame_waits_its_turn():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a", prefetch=0)
+    publish(broker, "/queue/a", MAX_UNCONFIRMED)
+    delivered = consumer.frames()
+    # One read each: one store call each, none answered.
+    for frame in delivered[:-1]:
+        consumer.send_bytes(ack_frame(frame))
+    assert len(store.pending) == MAX_UNCONFIRMED - 1
+    assert consumer.transport.producerState == "producing"
+    # The last ACK fills the window; the SEND read with it waits.
+    consumer.send_bytes(ack_frame(delivered[-1]) + b"SEND\ndestination:/queue/later\nreceipt:s\n\nx\x00")
+    assert len(store.pending) == MAX_UNCONFIRMED
+    assert consumer.transport.producerState == "paused"
+    assert store.depth("/queue/later").result == 0
+    store.answer_all()
+    assert consumer.transport.producerState == "producing"
+    assert store.depth("/queue/later").result == 1
+    [receipt] = consumer.frames()
+    assert receipt.headers == {"receipt-id": "s"}
+    assert left_in(broker, "/queue/a") == []
