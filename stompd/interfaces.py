@@ -134,17 +134,20 @@ class IMessageStore(Interface):
         Returns nothing.
         """
 
-    def enqueue(queue, message):
+    def enqueue(queue, messages):
         """
-        Add C{message} to C{queue}, creating the queue: after every message
-        of its priority, and not visible before C{message.visible_at} if
-        that is set.
+        Add C{messages} to C{queue} in their order, creating the queue: each
+        after every message of its priority, and not visible before its
+        C{visible_at} if that is set. The SENDs of one read to one queue
+        come in one call: a store over the network stores them in one
+        round trip.
 
         @param queue: the queue's name, e.g. C{"/queue/work"}.
-        @type message: L{stompd.broker.message.Message}
-        @return: a Deferred firing with the number of messages now waiting
-            in the queue (in flight excluded, delayed included), which the
-            broker uses for publisher flow control.
+        @param messages: a non-empty list of
+            L{stompd.broker.message.Message}.
+        @return: a Deferred firing, once all are stored, with the number of
+            messages then waiting in the queue (in flight excluded, delayed
+            included), which the broker uses for publisher flow control.
         """
 
     def reserve(queue, limit, now, policy):

@@ -166,9 +166,9 @@ class Queue:
             self.log.debug("{late} late acknowledgements in {queue} changed nothing", late=asked - count, queue=self.key)
         self.wake()
 
-    def put(self, message, on_full=None) -> Deferred | None:
+    def put(self, messages: list, on_full=None) -> Deferred | None:
         """
-        Store C{message} and dispatch.
+        Store C{messages} (in order, in one store call) and dispatch.
 
         @return: C{None} if it is stored already (the memory store) and the
             queue is below its high-water mark; else a Deferred firing when
@@ -179,26 +179,35 @@ class Queue:
         @raise StompError: the queue is full (C{overflow = "reject"}), if
             the store said so at once.
         """
-        self.counts.published += 1
+        self.counts.published += len(messages)
         overflow = self._overflow
-        if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth >= overflow.max_depth:
+        if overflow is not None and overflow.action == REJECT_OVERFLOW and self._depth + len(messages) > overflow.max_depth:
             # Full when last seen: ask again, since consumers drain it unseen.
-            return then(self._store.depth(self.key), self._put_if_room, message, on_full)
+            return then(self._store.depth(self.key), self._put_if_room, messages, on_full)
         # Callbacks rather than a coroutine: this is every SEND's path.
-        return then(self._store.enqueue(self.key, message), self._stored, message, on_full)
+        return then(self._store.enqueue(self.key, messages), self._stored, messages, on_full)
 
-    def _put_if_room(self, depth: int, message, on_full) -> Deferred | None:
+    def _put_if_room(self, depth: int, messages: list, on_full) -> Deferred | None:
         self._depth = depth
         overflow = self._overflow
-        if depth >= overflow.max_depth:
+        room = overflow.max_depth - depth
+        if room < len(messages):
+            refused = messages[max(room, 0)]
+            if room > 0:
+                # Those that fit are stored; the first that does not is refused.
+                self._store.enqueue(self.key, messages[:room]).addCallbacks(
+                    self._stored,
+                    lambda failure: self.log.failure("Storing in {queue}", failure, queue=self.key),
+                    callbackArgs=(messages[:room], None),
+                )
             overflow.log.hit("max-depth", f"{self.key} holds {depth} messages; a SEND was refused")
             raise StompError(
                 "queue full",
-                f"{message.destination} holds {overflow.max_depth} messages ([queues] max-depth); try again later.",
+                f"{refused.destination} holds {overflow.max_depth} messages ([queues] max-depth); try again later.",
             )
-        return then(self._store.enqueue(self.key, message), self._stored, message, on_full)
+        return then(self._store.enqueue(self.key, messages), self._stored, messages, on_full)
 
-    def _stored(self, depth: int, message, on_full) -> Deferred | None:
+    def _stored(self, depth: int, messages: list, on_full) -> Deferred | None:
         self._depth = depth
         overflow = self._overflow
         if overflow is not None and depth > overflow.max_depth and overflow.action != REJECT_OVERFLOW:
@@ -213,8 +222,9 @@ class Queue:
                 self._room_timer = self._clock.callLater(ROOM_CHECK_INTERVAL, self._check_room)
             if on_full is not None:
                 on_full(waiter)
-        if message.visible_at is not None:
-            self._wake_at(message.visible_at)
+        for message in messages:
+            if message.visible_at is not None:
+                self._wake_at(message.visible_at)
         self.wake()
         # Returned, the put's Deferred waits for it.
         return waiter

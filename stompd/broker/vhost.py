@@ -192,7 +192,7 @@ class VirtualHost:
             # (With a shared store the session may be on another node.)
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
             return None
-        return self._queue(found, by_subscribe=False).put(message, on_full)
+        return self._queue(found, by_subscribe=False).put([message], on_full)
 
     async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
         """
@@ -201,7 +201,7 @@ class VirtualHost:
         """
         await shared
         for key in keys:
-            await as_deferred(self._queue(Route(QUEUE, key), by_subscribe=False).put(message.copy(), on_full))
+            await as_deferred(self._queue(Route(QUEUE, key), by_subscribe=False).put([message.copy()], on_full))
 
     def durable_route(self, topic: Route, name: str) -> Route:
         """

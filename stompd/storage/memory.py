@@ -195,14 +195,17 @@ class MemoryStore:
         else:
             stored.ready.append(next(self._sequence), message)
 
-    def enqueue(self, queue, message):
+    def enqueue(self, queue, messages):
         stored = self._queues.get(queue) or self._queue(queue)
-        if message.visible_at is None:
-            # _add without a call: this is every SEND's path.
-            stored.ready.append(next(self._sequence), message)
-        else:
-            self._add(stored, message)
-        return succeed(stored.ready.count + len(stored.delayed))
+        ready = stored.ready
+        sequence = self._sequence
+        for message in messages:
+            if message.visible_at is None:
+                # _add without a call: this is every SEND's path.
+                ready.append(next(sequence), message)
+            else:
+                self._add(stored, message)
+        return succeed(ready.count + len(stored.delayed))
 
     def _advance(self, queue: str, stored: _StoredQueue, now: float, moves: _Moves) -> None:
         """

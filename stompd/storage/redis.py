@@ -713,10 +713,11 @@ class RedisStore:
     def watch_bindings(self, callback) -> None:
         self._binding_watchers.append(callback)
 
-    def enqueue(self, queue, message):
-        return self._batched(
-            scripts.ENQUEUE, queue, [message.id.encode(), pack_head(message), message.body, pack_state(message)]
-        )
+    def enqueue(self, queue, messages):
+        args = []
+        for message in messages:
+            args += (message.id.encode(), pack_head(message), message.body, pack_state(message))
+        return self._batched(scripts.ENQUEUE, queue, args)
 
     def reserve(self, queue, limit, now, policy):
         reserving = self._script(scripts.RESERVE, queue, b"%d" % limit, _bytes(float(now)), _policy(policy))

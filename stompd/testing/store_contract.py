@@ -50,7 +50,7 @@ def delivery(message: Message) -> tuple[str, int]:
 
 async def enqueue_all(store, messages, queue=QUEUE) -> None:
     for m in messages:
-        await store.enqueue(queue, m)
+        await store.enqueue(queue, [m])
 
 
 class StoreContract:
@@ -65,11 +65,22 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_enqueue_reports_depth(self, store):
-        assert await store.enqueue(QUEUE, message(1)) == 1
-        assert await store.enqueue(QUEUE, message(2)) == 2
-        assert await store.enqueue(QUEUE, message(3, visible_at=100.0)) == 3
+        assert await store.enqueue(QUEUE, [message(1)]) == 1
+        assert await store.enqueue(QUEUE, [message(2)]) == 2
+        assert await store.enqueue(QUEUE, [message(3, visible_at=100.0)]) == 3
         assert await store.depth(QUEUE) == 3
         assert await store.depth("/queue/other") == 0
+
+    @pytest_twisted.ensureDeferred
+    async def test_several_messages_in_one_call_keep_their_order(self, store):
+        batch = [message(1), message(2, priority=7), message(3, visible_at=50.0), message(4), message(5, priority=7)]
+        assert await store.enqueue(QUEUE, batch) == 5
+        assert await store.enqueue(QUEUE, [message(6)]) == 6
+        # Priority first, then the order they came in; the delayed one later.
+        taken = await store.reserve(QUEUE, 10, 0.0, DEFAULT_POLICY)
+        assert [m.id for m in taken] == ["m2", "m5", "m1", "m4", "m6"]
+        assert [m.body for m in taken] == [b"body\x00%d" % n for n in (2, 5, 1, 4, 6)]
+        assert await ids(store.reserve(QUEUE, 10, 50.0, DEFAULT_POLICY)) == ["m3"]
 
     @pytest_twisted.ensureDeferred
     async def test_reserve_is_fifo_and_limited(self, store):
@@ -81,7 +92,7 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_message_survives_the_store(self, store):
-        await store.enqueue(QUEUE, message(7, expires_at=1e12, priority=6, channel="eu/west"))
+        await store.enqueue(QUEUE, [message(7, expires_at=1e12, priority=6, channel="eu/west")])
         [got] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         assert (got.id, got.destination, got.body, got.expires_at) == ("m7", QUEUE, b"body\x007", 1e12)
         assert (got.priority, got.channel) == (6, "eu/west")
@@ -101,14 +112,14 @@ class StoreContract:
             "empty": "",
         }
         body = bytes(range(256)) + b"\xff\xfe\x00"
-        await store.enqueue(QUEUE, Message("weird:id\n", QUEUE, headers, body))
+        await store.enqueue(QUEUE, [Message("weird:id\n", QUEUE, headers, body)])
         [got] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         assert (got.id, got.body, got.headers) == ("weird:id\n", body, headers)
         assert list(got.headers) == list(headers)
 
     @pytest_twisted.ensureDeferred
     async def test_reserve_counts_and_times_deliveries(self, store):
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         [first] = await store.reserve(QUEUE, 1, 5.0, DEFAULT_POLICY)
         assert (first.delivery_count, first.first_delivered_at, first.last_delivered_at) == (1, 5.0, 5.0)
         assert await store.release(QUEUE, [delivery(first)], None) == 1
@@ -155,7 +166,7 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_delayed_release(self, store):
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         [m1] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         await store.release(QUEUE, [delivery(m1)], 50.0)
         assert await store.reserve(QUEUE, 1, 49.0, DEFAULT_POLICY) == []
@@ -183,7 +194,7 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_ack_before_lease_ends_keeps_it_gone(self, store):
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         [m1] = await store.reserve(QUEUE, 1, 0.0, LEASED)
         await store.ack(QUEUE, [delivery(m1)])
         assert await store.next_visible_at(QUEUE) is None
@@ -191,7 +202,7 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_late_answers_leave_the_newer_delivery_alone(self, store):
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         [first] = await store.reserve(QUEUE, 1, 0.0, LEASED)
         old = delivery(first)
         [second] = await store.reserve(QUEUE, 1, 30.0, LEASED)
@@ -210,8 +221,8 @@ class StoreContract:
         # A store may join calls of one turn (Redis does): each still
         # counts only its own deliveries, and a delivery settled twice in
         # them counts once.
-        enqueued = [store.enqueue(QUEUE, message(n)) for n in range(1, 5)]
-        enqueued.append(store.enqueue(QUEUE, message(5, visible_at=50.0)))
+        enqueued = [store.enqueue(QUEUE, [message(n)]) for n in range(1, 5)]
+        enqueued.append(store.enqueue(QUEUE, [message(5, visible_at=50.0)]))
         await DeferredList(enqueued, fireOnOneErrback=True)
         m1, m2, m3 = await store.reserve(QUEUE, 3, 0.0, LEASED)
         [m4] = await store.reserve(QUEUE, 5, 5.0, LEASED)
@@ -263,7 +274,7 @@ class StoreContract:
         moved, reported = [], []
         store.watch(moved.append)
         store.watch_dead_letters(lambda *report: reported.append(report))
-        await store.enqueue(QUEUE, message(1, priority=7, channel="c1"))
+        await store.enqueue(QUEUE, [message(1, priority=7, channel="c1")])
         policy = DeliveryPolicy(max_deliveries=2, dead_letter=DLQ)
         [m1] = await store.reserve(QUEUE, 1, 1.0, policy)
         assert await store.release(QUEUE, [delivery(m1)], None) == 1
@@ -296,7 +307,7 @@ class StoreContract:
     async def test_lease_running_out_past_max_deliveries_dead_letters(self, store):
         reported = []
         store.watch_dead_letters(lambda *report: reported.append(report))
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         policy = DeliveryPolicy(lease=5.0, max_deliveries=1, dead_letter=DLQ)
         await store.reserve(QUEUE, 1, 0.0, policy)
         assert await store.reserve(QUEUE, 5, 5.0, policy) == []
@@ -329,7 +340,7 @@ class StoreContract:
         assert dead.headers["dead-letter-reason"] == "rejected"
         assert dead.headers["original-delivery-count"] == "1"
         # No dead-letter queue: dead letters are dropped.
-        await store.enqueue(QUEUE, message(3))
+        await store.enqueue(QUEUE, [message(3)])
         [m3] = await store.reserve(QUEUE, 1, 0.0, DeliveryPolicy(max_deliveries=1))
         await store.release(QUEUE, [delivery(m3)], None)
         assert await store.depth(QUEUE) == 0
@@ -348,7 +359,7 @@ class StoreContract:
         assert await store.next_visible_at(QUEUE) == 40.0
         assert await store.reserve(QUEUE, 5, 39.9, DEFAULT_POLICY) == []
         assert await ids(store.reserve(QUEUE, 5, 40.0, DEFAULT_POLICY)) == ["m3"]
-        await store.enqueue(QUEUE, message(4))
+        await store.enqueue(QUEUE, [message(4)])
         # Where a delayed message joins the queue once visible is the store's
         # choice; that it comes is not.
         assert sorted(await ids(store.reserve(QUEUE, 5, 100.0, DEFAULT_POLICY))) == ["m1", "m4"]
@@ -360,7 +371,7 @@ class StoreContract:
         assert await ids(store.reserve(QUEUE, 3, 0.0, DEFAULT_POLICY)) == ["m1", "m3", "m5"]
         m0, m4 = await store.reserve(QUEUE, 2, 0.0, DEFAULT_POLICY)
         # Back to the head of its own priority, not ahead of higher ones.
-        await store.enqueue(QUEUE, message(6, priority=5))
+        await store.enqueue(QUEUE, [message(6, priority=5)])
         await store.release(QUEUE, [delivery(m4)], None)
         assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m6", "m4", "m2"]
 
@@ -403,8 +414,8 @@ class StoreContract:
 
     @pytest_twisted.ensureDeferred
     async def test_queues_are_separate_and_delete(self, store):
-        await store.enqueue(QUEUE, message(1))
-        await store.enqueue("/queue/other", message(2))
+        await store.enqueue(QUEUE, [message(1)])
+        await store.enqueue("/queue/other", [message(2)])
         [m1] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         await store.delete(QUEUE)
         assert await store.depth(QUEUE) == 0
@@ -426,6 +437,6 @@ class StoreContract:
         # The delivery in flight settles as usual, and comes back if released.
         assert await store.release(QUEUE, [delivery(held)], None) == 1
         assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m4"]
-        await store.enqueue(QUEUE, message(6))
+        await store.enqueue(QUEUE, [message(6)])
         assert await store.depth(QUEUE) == 1
         assert await store.purge("/queue/never-used") == 0

@@ -20,7 +20,7 @@ def test_settled_leases_do_not_pile_up():
     store = MemoryStore()
     policy = DeliveryPolicy(lease=60.0)
     for n in range(1000):
-        store.enqueue(QUEUE, message(n))
+        store.enqueue(QUEUE, [message(n)])
         [delivered] = store.reserve(QUEUE, 1, n / 1000.0, policy).result
         store.ack(QUEUE, [delivery(delivered)])
     assert sum(len(lane) for lane in store._queues[QUEUE].leases.values()) <= 1

@@ -93,7 +93,7 @@ async def test_each_script_run_is_timed_once_for_the_calls_it_carries(redis_stor
     observed = []
     redis_store.time_calls(lambda operation, seconds, calls: observed.append((operation, calls, seconds >= 0)))
     # Three SENDs of one turn are one run.
-    await DeferredList([redis_store.enqueue(QUEUE, message(n)) for n in range(3)], fireOnOneErrback=True)
+    await DeferredList([redis_store.enqueue(QUEUE, [message(n)]) for n in range(3)], fireOnOneErrback=True)
     taken = await redis_store.reserve(QUEUE, 3, 0.0, DEFAULT_POLICY)
     await redis_store.ack(QUEUE, [delivery(m) for m in taken])
     assert observed == [("enqueue", 3, True), ("reserve", 1, True), ("ack", 1, True)]
@@ -107,7 +107,7 @@ async def test_other_nodes_hear_of_work_and_topics(redis_server):
         n2.watch(work.append)
         n2.watch_topics(lambda *got: topics.append(got))
         n1.watch_topics(lambda *got: own.append(got))
-        await n1.enqueue(QUEUE, message(1))
+        await n1.enqueue(QUEUE, [message(1)])
         assert await wait_until(lambda: work == [QUEUE])
         await n1.publish("/", "prices.eu", message(2, priority=7))
         assert await wait_until(lambda: topics)
@@ -126,7 +126,7 @@ async def test_a_gone_node_gives_back_what_it_held(redis_server):
     try:
         work = []
         n1.watch(work.append)
-        await n1.enqueue(QUEUE, message(1))
+        await n1.enqueue(QUEUE, [message(1)])
         [held] = await n2.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         await crash(n2)
         # Within the node lease (2 s) and one reaping round (1 s).
@@ -144,7 +144,7 @@ async def test_a_node_that_stops_gives_back_at_once(redis_server):
     redis_server.flush()
     n1, n2 = await started(redis_server, "n1"), await started(redis_server, "n2")
     try:
-        await n1.enqueue(QUEUE, message(1))
+        await n1.enqueue(QUEUE, [message(1)])
         await n2.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         await n2.stop()
         assert await ids(n1.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)) == ["m1"]
@@ -156,7 +156,7 @@ async def test_a_node_that_stops_gives_back_at_once(redis_server):
 async def test_a_restarted_node_takes_back_its_own(redis_server):
     redis_server.flush()
     n1 = await started(redis_server, "n1")
-    await n1.enqueue(QUEUE, message(1))
+    await n1.enqueue(QUEUE, [message(1)])
     await n1.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
     await crash(n1)
     again = await started(redis_server, "n1")
@@ -179,7 +179,7 @@ async def test_a_node_id_in_use_is_refused(redis_server):
 async def test_key_prefixes_keep_brokers_apart(redis_server):
     redis_server.flush()
     async with running(redis_server, "n1") as (ours,), running(redis_server, "n2", key_prefix="other:") as (theirs,):
-        await ours.enqueue(QUEUE, message(1))
+        await ours.enqueue(QUEUE, [message(1)])
         assert await theirs.depth(QUEUE) == 0
         assert await ours.depth(QUEUE) == 1
         # Every queue key under its broker's prefix (an empty array: "*0").
@@ -210,11 +210,11 @@ async def _lost_and_back(server) -> None:
     try:
         woken = []
         store.watch(woken.append)
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         [held] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
         server.kill()
         with pytest.raises(StorageError):
-            await store.enqueue(QUEUE, message(2))
+            await store.enqueue(QUEUE, [message(2)])
         # A consumer went while Redis was away: what it held is given back
         # once Redis is back, not left in flight under this living node.
         with pytest.raises(StorageError):
@@ -224,7 +224,7 @@ async def _lost_and_back(server) -> None:
         deadline = reactor.seconds() + 20
         while True:
             try:
-                await store.enqueue(QUEUE, message(3))
+                await store.enqueue(QUEUE, [message(3)])
                 break
             except StorageError:
                 assert reactor.seconds() < deadline
@@ -269,7 +269,7 @@ async def _two_nodes_through(sentinel, redis_server) -> None:
     async with running(redis_server, "n1", "n2", **options) as (n1, n2):
         work = []
         n2.watch(work.append)
-        await n1.enqueue(QUEUE, message(1))
+        await n1.enqueue(QUEUE, [message(1)])
         assert await wait_until(lambda: work == [QUEUE])
         assert await ids(n2.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
 
@@ -280,7 +280,7 @@ async def test_over_a_unix_socket(tmp_path):
     try:
         store = RedisStore(RedisSettings(url=f"unix://{server.unix_socket}?db=2", timeout=2.0), "n1", reactor)
         await store.start()
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         assert await ids(store.reserve(QUEUE, 5, 0.0, DEFAULT_POLICY)) == ["m1"]
         await store.stop()
         assert server.command("SELECT", "2") == b"+OK"
@@ -346,14 +346,14 @@ async def _fail_over(master, replica, sentinel) -> None:
     options = {"sentinels": (f"127.0.0.1:{sentinel.port}",), "service": sentinel.service, "timeout": 1.0}
     store = await started(master, "n1", **options)
     try:
-        await store.enqueue(QUEUE, message(1))
+        await store.enqueue(QUEUE, [message(1)])
         # Replication is asynchronous: wait until the replica has it.
         assert await wait_until(lambda: replica.command("HEXISTS", f"stompd:q:{{{QUEUE}}}:head", "m1") == b":1")
         master.kill()
         deadline = reactor.seconds() + 30
         while True:
             try:
-                await store.enqueue(QUEUE, message(2))
+                await store.enqueue(QUEUE, [message(2)])
                 break
             except StorageError:
                 assert reactor.seconds() < deadline, "no new master"

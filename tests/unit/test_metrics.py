@@ -156,7 +156,7 @@ def test_store_calls_are_timed_whether_answered_at_once_or_later():
 
     clock = Clock()
     store = TimedStore(HalfSlowStore(clock), clock)
-    enqueued = store.enqueue("/queue/q", Message("m1", "/queue/q", {}, b""))
+    enqueued = store.enqueue("/queue/q", [Message("m1", "/queue/q", {}, b"")])
     assert enqueued.called
     assert store.latencies["enqueue"].count == 1
     assert store.latencies["enqueue"].total == 0.0
@@ -177,7 +177,7 @@ def test_a_store_that_times_its_own_calls_is_not_timed_again():
     clock = Clock()
     inner = BatchingStore()
     store = TimedStore(inner, clock)
-    store.enqueue("/queue/q", Message("m1", "/queue/q", {}, b""))
+    store.enqueue("/queue/q", [Message("m1", "/queue/q", {}, b"")])
     assert store.latencies["enqueue"].count == 0
     # One answer for three calls, 2 ms each.
     inner.observe("enqueue", 0.002, 3)

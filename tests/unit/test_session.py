@@ -110,9 +110,9 @@ class SlowStore(MemoryStore):
         super().__init__()
         self.pending = []
 
-    def enqueue(self, queue, message):
+    def enqueue(self, queue, messages):
         d = Deferred()
-        self.pending.append((d, super().enqueue(queue, message)))
+        self.pending.append((d, super().enqueue(queue, messages)))
         return d
 
     def answer(self, failure: Exception | None = None, index: int = 0):
