@@ -11,7 +11,7 @@ one that answers later.
 What they return is C{None} for "done already", or a Deferred of the end.
 """
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
 # What L{result_now} returns for a Deferred without a result yet.
@@ -64,6 +64,20 @@ def start(coroutine) -> Deferred | None:
     # Resumed, it awaits the same Deferred again, which fromCoroutine then
     # waits for.
     return Deferred.fromCoroutine(coroutine)
+
+
+def together(outcomes: list) -> Deferred | None:
+    """
+    C{None} if every one of C{outcomes} (of these helpers) is done, else a
+    Deferred firing once all are, or failing as the first that fails.
+    """
+    waiting = [outcome for outcome in outcomes if outcome is not None]
+    if not waiting:
+        return None
+    if len(waiting) == 1:
+        return waiting[0]
+    joined = DeferredList(waiting, fireOnOneErrback=True, consumeErrors=True)
+    return joined.addCallbacks(lambda _: None, lambda failure: failure.value.subFailure)
 
 
 def as_deferred(outcome: Deferred | None) -> Deferred:

@@ -9,14 +9,14 @@ from twisted.logger import Logger
 
 from stompd.broker.destination import QUEUE, REMOTE, TOPIC, Route, channel_queue_matcher, route
 from stompd.broker.headers import number_header
-from stompd.broker.immediate import as_deferred, pending
+from stompd.broker.immediate import as_deferred, pending, together
 from stompd.broker.message import FRAME_ONLY_HEADERS, MAX_PRIORITY, Message
 from stompd.broker.admission import LimitLog
 from stompd.broker.policy import DeadLetterQueue, DeliveryPolicy
 from stompd.broker.queue import Overflow, Queue
 from stompd.broker.remote import ConnectorRoutes, RemoteSource
 from stompd.broker.topic import TopicExchange, TopicIndex
-from stompd.errors import ProtocolError
+from stompd.errors import ProtocolError, StompError
 
 # The most routes a virtual host keeps, by destination, before it forgets
 # them all: clients can invent destination names.
@@ -193,6 +193,47 @@ class VirtualHost:
             self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
             return None
         return self._queue(found, by_subscribe=False).put([message], on_full)
+
+    def publish_many(
+        self, session_id: str, sends: list[tuple[dict[str, str], bytes]], bare_queues: bool = False, on_full=None
+    ) -> Deferred | None:
+        """
+        Route the messages of several SEND frames to one destination, given
+        as C{(headers, body)} in the order they came, as L{publish} would
+        one by one; a queue's are stored in one store call.
+
+        @return: as L{publish}, for them all.
+        @raise stompd.errors.StompError: for a bad destination or header,
+            once the messages before the bad one are published.
+        """
+        destination = sends[0][0]["destination"]
+        if len(sends) > 1 and not (self._has_connectors and self._connectors.owner(destination) is not None):
+            found = self.route(destination, session_id, bare_queues)
+            if found.kind == QUEUE and (found.owner is None or found.key in self.queues or self._store.shared):
+                queue = self._queue(found, by_subscribe=False)
+                messages = []
+                try:
+                    for headers, body in sends:
+                        messages.append(self._message(headers, body, found))
+                except StompError:
+                    if messages:
+                        self._published_before_error(queue.put(messages, on_full))
+                    raise
+                return queue.put(messages, on_full)
+        outcomes = []
+        try:
+            for headers, body in sends:
+                outcomes.append(self.publish(session_id, headers, body, bare_queues, on_full))
+        except StompError:
+            self._published_before_error(together(outcomes))
+            raise
+        return together(outcomes)
+
+    def _published_before_error(self, outcome: Deferred | None) -> None:
+        # The client is told of the error, not of these: a failure to store
+        # them is logged.
+        if outcome is not None:
+            outcome.addErrback(lambda failure: self.log.failure("Storing SENDs before a bad one", failure))
 
     async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
         """

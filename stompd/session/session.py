@@ -9,9 +9,9 @@ when a frame's effect waits on the store, reading from the client pauses
 until it is done. SENDs, ACKs and NACKs are the exception: the next frame is read
 while they are stored (in order, by the store), their RECEIPTs are sent in
 order once stored, and any later frame of another kind with a receipt
-waits for them. The plain ACKs of one read (no receipt, no transaction) go
-to the broker together, one call per subscription, before the next frame
-of another kind.
+waits for them. The plain SENDs and ACKs of one read (no receipt, no
+transaction) go to the broker together, one call per destination or
+subscription, before the next frame of another kind.
 """
 
 import ipaddress
@@ -86,14 +86,21 @@ _NO_GROUPS: frozenset = frozenset()
 _NONE_YET: Mapping = MappingProxyType({})
 
 
-def _joins_acks(frame: Frame) -> bool:
+def _joins(frame: Frame) -> bool:
     """
-    Whether C{frame} is an ACK the session may hand to the broker together
-    with the other ACKs of a read: one that asks for no receipt and is not
-    part of a transaction.
+    Whether C{frame} is a SEND or ACK the session may hand to the broker
+    together with the others of a read (see L{StompSession._join}): one
+    that asks for no receipt, is not part of a transaction, and (a SEND)
+    opens no reply queue.
     """
+    command = frame.command
+    if command != "SEND" and command != "ACK":
+        return False
     headers = frame.headers
-    return frame.command == "ACK" and "receipt" not in headers and "transaction" not in headers
+    if "receipt" in headers or "transaction" in headers:
+        return False
+    reply_to = headers.get("reply-to")
+    return reply_to is None or not reply_to.startswith(TEMP_QUEUE_PREFIX)
 
 
 def _required(frame: Frame, name: str) -> str:
@@ -213,7 +220,6 @@ class StompSession:
     # Slots, not a dict: a broker holds tens of thousands of idle sessions.
     __slots__ = (
         "_abort_timer",
-        "_acks",
         "_busy",
         "_close_reason",
         "_closing",
@@ -224,6 +230,7 @@ class StompSession:
         "_gone",
         "_heart_beats",
         "_held_frame",
+        "_joined",
         "_looping",
         "_out",
         "_out_large",
@@ -294,11 +301,10 @@ class StompSession:
         self._heart_beats: HeartBeats | None = None
         self._busy = False
         self._looping = False
-        # The ACKs of this read not yet handed to the broker: subscription
-        # -> (the deliveries they settle, the last of those frames); see
-        # _join_acks. And a frame read but not yet handled, which waits
-        # behind them.
-        self._acks: dict | None = None
+        # The plain SENDs and ACKs of this read not yet handed to the
+        # broker (see _join); and a frame read but not yet handled, which
+        # waits behind them.
+        self._joined: dict | None = None
         self._held_frame: Frame | None = None
         # SENDs, ACKs and NACKs still being stored, oldest first: a deque
         # once there is one (an empty deque is 600 bytes an idle session
@@ -390,17 +396,17 @@ class StompSession:
                         return
                     if frame is None:
                         break
-                if self._acks is not None and not _joins_acks(frame):
-                    # The ACKs before it are stored before it is handled.
-                    self._flush_acks()
+                if self._joined is not None and not _joins(frame):
+                    # The frames joined before it go first.
+                    self._flush_joined()
                     if self._busy:
                         # Too many frames are being stored: it waits.
                         self._held_frame = frame
                         break
                 self._dispatch(frame)
         finally:
-            if self._acks is not None:
-                self._flush_acks()
+            if self._joined is not None:
+                self._flush_joined()
             self._looping = False
             # Queues the frames touched dispatch now, once each; that may
             # finish a frame of ours that waited for room in a queue.
@@ -949,6 +955,10 @@ class StompSession:
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
+        if self._looping and _joins(frame):
+            self.counts.published += 1
+            self._join(destination, [(frame.headers, frame.body)], frame)
+            return None
         return self._stored_in_order(frame, self._publish(frame))
 
     def _publish(self, frame: Frame) -> Deferred | None:
@@ -1087,47 +1097,52 @@ class StompSession:
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
-        if self._looping and _joins_acks(frame):
-            return self._join_acks(frame)
+        if self._looping and _joins(frame):
+            ack_id = _required(frame, self._ack_header)
+            subscription = self._holder(frame, ack_id)
+            if subscription is not None:
+                self.counts.acked += 1
+                self._join(subscription, subscription.settle(ack_id), frame)
+            return None
         return self._stored_in_order(frame, self._acknowledge(frame))
 
-    def _join_acks(self, frame: Frame) -> None:
+    def _join(self, key, items: list, frame: Frame) -> None:
         """
-        Settle the delivery an ACK names now, and keep it to hand to the
-        broker with the other ACKs of this read for the same subscription:
-        one store call for a read's ACKs instead of one each. They are
-        handed over before the next frame of another kind is handled (so a
-        frame with a receipt still waits for them), and at the end of the
-        read (L{_flush_acks}).
+        Keep what a plain SEND or ACK of this read (see L{_joins}) asks of
+        the broker, with the others of this read for the same destination
+        (C{key}: its name) or subscription (C{key}: the subscription), to
+        hand over together (L{_flush_joined}): one store call for a read's
+        SENDs to a queue, or ACKs of a subscription, instead of one each.
         """
-        ack_id = _required(frame, self._ack_header)
-        subscription = self._holder(frame, ack_id)
-        if subscription is None:
-            return None
-        self.counts.acked += 1
-        settled = subscription.settle(ack_id)
-        acks = self._acks
-        if acks is None:
-            acks = self._acks = {}
-        joined = acks.get(subscription)
+        joined = self._joined
         if joined is None:
-            acks[subscription] = [settled, frame]
+            joined = self._joined = {}
+        held = joined.get(key)
+        if held is None:
+            joined[key] = [items, frame]
         else:
-            joined[0] += settled
+            held[0] += items
             # The last frame stands for them all.
-            joined[1] = frame
-        return None
+            held[1] = frame
 
-    def _flush_acks(self) -> None:
+    def _flush_joined(self) -> None:
         """
-        Hand the ACKs kept by L{_join_acks} to the broker, one call per
-        subscription, stored in order with the frames around them.
+        Hand what L{_join} kept to the broker: before the next frame that
+        is not joined is handled (so a frame with a receipt waits for
+        them), and at the end of the read. Each group is then stored in
+        order with the frames around it, as one frame would be; the
+        session reads at most one read's frames ahead of the store per
+        group in its window of L{MAX_UNCONFIRMED}.
         """
-        acks, self._acks = self._acks, None
-        for subscription, (deliveries, frame) in acks.items():
+        joined, self._joined = self._joined, None
+        for key, (items, frame) in joined.items():
             self._busy = True
             try:
-                result = self._stored_in_order(frame, self.vhost.settle(subscription, deliveries, ACK))
+                if frame.command == "ACK":
+                    storing = self.vhost.settle(key, items, ACK)
+                else:
+                    storing = self.vhost.publish_many(self.session_id, items, self.oci_compat, self._queue_full)
+                result = self._stored_in_order(frame, storing)
             except Exception:
                 self._frame_done(Failure(), frame)
                 continue

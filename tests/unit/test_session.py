@@ -328,8 +328,11 @@ def test_unconfirmed_sends_are_bounded():
     assert len(store.pending) == RESUME_UNCONFIRMED + 1
     assert client.transport.producerState == "paused"
     store.answer()
-    assert len(store.pending) == MAX_UNCONFIRMED
-    assert client.transport.producerState == "paused"
+    # Reading resumes: what the client sent meanwhile is read at once, and
+    # its SENDs go to the store together, in one call.
+    assert len(store.pending) == RESUME_UNCONFIRMED + 1
+    assert store.pending[-1][1].result == 2 * MAX_UNCONFIRMED
+    assert client.transport.producerState == "producing"
     while store.pending:
         store.answer()
     assert client.transport.producerState == "producing"

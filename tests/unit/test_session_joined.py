@@ -1,14 +1,37 @@
 """
-The ACKs of one read, handed to the broker together: stored in order with
-the frames around them, confirmed only once stored, and bounded.
+The plain SENDs and ACKs of one read, handed to the broker together: stored
+in order with the frames around them, confirmed only once stored, and
+bounded.
 """
 
 from twisted.internet.defer import Deferred
 
+from stompd.config import parse_config
 from stompd.errors import StorageError
 from stompd.session.session import MAX_UNCONFIRMED
 from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import FakeClient, make_broker
+
+
+class SlowSendStore(MemoryStore):
+    """
+    A memory store whose enqueue answers only when the test says so; the
+    bodies of each call are kept.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pending = []
+
+    def enqueue(self, queue, messages):
+        d = Deferred()
+        self.pending.append((d, queue, [m.body for m in messages], super().enqueue(queue, messages)))
+        return d
+
+    def answer_all(self) -> None:
+        while self.pending:
+            d, _, _, stored = self.pending.pop(0)
+            stored.addCallback(d.callback)
 
 
 class SlowAckStore(MemoryStore):
@@ -182,3 +205,90 @@ def test_acks_being_stored_are_bounded_and_the_next_frame_waits_its_turn():
     [receipt] = consumer.frames()
     assert receipt.headers == {"receipt-id": "s"}
     assert left_in(broker, "/queue/a") == []
+
+
+def send_frame(destination: str, body: bytes, **headers) -> bytes:
+    lines = b"".join(b"%s:%s\n" % (name.encode(), value.encode()) for name, value in headers.items())
+    return b"SEND\ndestination:" + destination.encode() + b"\n" + lines + b"\n" + body + b"\x00"
+
+
+def test_sends_of_one_read_go_to_the_store_together_per_queue_in_order():
+    store = SlowSendStore()
+    broker = make_broker(store=store)
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(
+        b"".join(send_frame("/queue/a", b"a%d" % n) for n in range(5))
+        + send_frame("/queue/b", b"b0")
+        + send_frame("/queue/a", b"a5")
+    )
+    assert [(queue, bodies) for _, queue, bodies, _ in store.pending] == [
+        ("/queue/a", [b"a0", b"a1", b"a2", b"a3", b"a4", b"a5"]),
+        ("/queue/b", [b"b0"]),
+    ]
+    store.answer_all()
+    assert left_in(broker, "/queue/a") == [b"a%d" % n for n in range(6)]
+    assert left_in(broker, "/queue/b") == [b"b0"]
+    assert producer.frames() == []
+
+
+def test_sends_to_a_topic_in_one_read_reach_its_subscribers_in_order():
+    broker = make_broker()
+    subscriber = FakeClient(broker)
+    subscriber.connect()
+    subscriber.send("SUBSCRIBE", {"destination": "/topic/news", "id": "t"})
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(b"".join(send_frame("/topic/news", b"%d" % n) for n in range(4)))
+    assert [f.body for f in subscriber.frames()] == [b"0", b"1", b"2", b"3"]
+
+
+def test_a_receipted_send_after_plain_ones_is_confirmed_once_all_are_stored():
+    store = SlowSendStore()
+    broker = make_broker(store=store)
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(send_frame("/queue/a", b"0") + send_frame("/queue/a", b"1") + send_frame("/queue/a", b"2", receipt="r"))
+    assert [bodies for _, _, bodies, _ in store.pending] == [[b"0", b"1"], [b"2"]]
+    assert producer.frames() == []
+    store.answer_all()
+    [receipt] = producer.frames()
+    assert receipt.headers == {"receipt-id": "r"}
+
+
+def test_sends_before_a_bad_send_in_the_same_read_are_published():
+    broker = make_broker()
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(
+        send_frame("/queue/a", b"0") + send_frame("/queue/a", b"1") + send_frame("/queue/a", b"2", priority="high")
+        + send_frame("/queue/a", b"3")
+    )
+    [error] = producer.frames()
+    assert error.headers["message"] == "invalid priority header"
+    assert producer.closed
+    assert left_in(broker, "/queue/a") == [b"0", b"1"]
+
+
+def test_sends_of_one_read_to_a_full_queue_store_what_fits_and_refuse_the_rest():
+    broker = make_broker(parse_config('[queues]\nmax-depth = 3\noverflow = "reject"\n'))
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(b"".join(send_frame("/queue/jobs", b"m%d" % n) for n in range(5)))
+    [error] = producer.frames()
+    assert error.headers["message"] == "queue full"
+    assert left_in(broker, "/queue/jobs") == [b"m0", b"m1", b"m2"]
+
+
+def test_sends_of_one_read_that_fill_a_queue_pause_the_publisher():
+    broker = make_broker(parse_config("[queues]\nhigh-water-mark = 4\n"))
+    producer = FakeClient(broker)
+    producer.connect()
+    producer.send_bytes(b"".join(send_frame("/queue/full", b"%d" % n) for n in range(6)))
+    producer.send("SEND", {"destination": "/queue/full", "receipt": "after"}, b"6")
+    assert producer.frames() == []
+    assert producer.transport.producerState == "paused"
+    assert left_in(broker, "/queue/full") == [b"%d" % n for n in range(7)]
+    [receipt] = producer.frames()
+    assert receipt.headers == {"receipt-id": "after"}
+    assert producer.transport.producerState == "producing"
