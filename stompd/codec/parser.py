@@ -145,6 +145,14 @@ class FrameParser:
             raise ValueError(f"unsupported STOMP version {version!r}")
         self._version = version
 
+    @property
+    def buffered(self) -> bool:
+        """
+        Whether bytes after the last frame returned are waiting: the start
+        of another frame, or heart-beats.
+        """
+        return self._start < len(self._buffer)
+
     def feed(self, data: bytes) -> None:
         """
         Add bytes received from the peer.

@@ -955,7 +955,7 @@ class StompSession:
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
         if self._in_transaction(frame):
             return None
-        if self._looping and _joins(frame):
+        if self._joining(frame):
             self.counts.published += 1
             self._join(destination, [(frame.headers, frame.body)], frame)
             return None
@@ -1097,7 +1097,7 @@ class StompSession:
         return self.vhost.unsubscribe(subscription, forget=forget)
 
     def on_ACK(self, frame: Frame):
-        if self._looping and _joins(frame):
+        if self._joining(frame):
             ack_id = _required(frame, self._ack_header)
             subscription = self._holder(frame, ack_id)
             if subscription is not None:
@@ -1105,6 +1105,15 @@ class StompSession:
                 self._join(subscription, subscription.settle(ack_id), frame)
             return None
         return self._stored_in_order(frame, self._acknowledge(frame))
+
+    def _joining(self, frame: Frame) -> bool:
+        """
+        Whether to join C{frame} (see L{_join}): a plain SEND or ACK while
+        frames of a read are handled, when others were joined before it or
+        more bytes of the read wait. The only frame of a read (every frame,
+        at a low rate) is handled at once, which is quicker.
+        """
+        return self._looping and (self._joined is not None or self._parser.buffered) and _joins(frame)
 
     def _join(self, key, items: list, frame: Frame) -> None:
         """

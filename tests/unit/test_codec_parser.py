@@ -663,6 +663,20 @@ class TestLimitsValidation:
             Limits().max_headers = 5  # type: ignore[misc]
 
 
+def test_buffered_says_whether_more_of_the_read_waits():
+    parser = FrameParser()
+    parser.feed(b"SEND\ndestination:/q\n\na\x00SEND\ndestination:/q\n\nb\x00SEN")
+    assert parser.next_frame().body == b"a"
+    assert parser.buffered
+    assert parser.next_frame().body == b"b"
+    # Part of a frame waits.
+    assert parser.buffered
+    assert parser.next_frame() is None
+    parser.feed(b"D\ndestination:/q\n\nc\x00")
+    assert parser.next_frame().body == b"c"
+    assert not parser.buffered
+
+
 def test_codec_does_not_import_twisted():
     code = (
         "import sys, stompd.codec; "
