@@ -821,6 +821,11 @@ class StompSession:
         self.broker.detach(self)
 
     def _unsubscribe_all(self) -> None:
+        if self._joined is not None:
+            # A frame of this read ends the session: the ACKs joined before
+            # it settle deliveries their subscriptions no longer list, so
+            # they go first, or those messages would stay in flight.
+            self._flush_joined()
         if self.vhost is not None:
             for subscription in self.subscriptions.values():
                 self._log_errors(self.vhost.unsubscribe(subscription), "unsubscribe")

@@ -61,13 +61,19 @@ class SlowAckStore(MemoryStore):
             self.answer()
 
 
-def consumer_of(broker, *destinations, prefetch=1000):
+def consumer_of(broker, *destinations, prefetch=1000, **headers):
     client = FakeClient(broker)
     client.connect()
     for n, destination in enumerate(destinations):
         client.send(
             "SUBSCRIBE",
-            {"destination": destination, "id": str(n), "ack": "client-individual", "prefetch-count": str(prefetch)},
+            {
+                "destination": destination,
+                "id": str(n),
+                "ack": "client-individual",
+                "prefetch-count": str(prefetch),
+                **headers,
+            },
         )
     return client
 
@@ -144,7 +150,9 @@ def test_an_ack_with_a_receipt_is_confirmed_after_the_acks_before_it():
 
 def test_acks_before_a_bad_frame_in_the_same_read_are_kept():
     broker = make_broker()
-    consumer = consumer_of(broker, "/queue/a")
+    # With a visibility timeout, a delivery neither acknowledged nor given
+    # back would come back once it runs out.
+    consumer = consumer_of(broker, "/queue/a", visibility="5")
     publish(broker, "/queue/a", 4)
     delivered = consumer.frames()
     consumer.send_bytes(ack_frame(delivered[0]) + ack_frame(delivered[1]) + b"ACK\nid:no-such-message\n\n\x00")
@@ -152,6 +160,7 @@ def test_acks_before_a_bad_frame_in_the_same_read_are_kept():
     assert error.headers["message"] == "unknown message"
     assert consumer.closed
     consumer.session.connection_lost()
+    broker.clock.advance(10)
     assert left_in(broker, "/queue/a") == [b"2", b"3"]
 
 
