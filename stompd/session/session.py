@@ -524,8 +524,8 @@ class StompSession:
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
             return _READ_ON
         if self._unconfirmed_room is None:
-            # (Already there when several subscriptions' ACKs of one read
-            # are handed over together: they wait for the same room.)
+            # (Already there when several groups of one read's SENDs and
+            # ACKs are handed over together: they wait for the same room.)
             self._unconfirmed_room = Deferred()
         return _Stored(self._unconfirmed_room)
 

@@ -301,3 +301,30 @@ def test_sends_of_one_read_that_fill_a_queue_pause_the_publisher():
     [receipt] = producer.frames()
     assert receipt.headers == {"receipt-id": "after"}
     assert producer.transport.producerState == "producing"
+
+
+def test_groups_of_one_read_that_overfill_the_window_wait_for_the_same_room():
+    store = SlowAckStore()
+    broker = make_broker(store=store)
+    consumer = consumer_of(broker, "/queue/a", "/queue/b", prefetch=0)
+    publish(broker, "/queue/a", MAX_UNCONFIRMED)
+    publish(broker, "/queue/b", 1)
+    delivered = consumer.frames()
+    of_a = [f for f in delivered if f.headers["destination"] == "/queue/a"]
+    [of_b] = [f for f in delivered if f.headers["destination"] == "/queue/b"]
+    for frame in of_a[:-1]:
+        consumer.send_bytes(ack_frame(frame))
+    assert len(store.pending) == MAX_UNCONFIRMED - 1
+    # Two groups in one read (one per subscription): the first fills the
+    # window, the second goes over it; both go to the store, and reading
+    # pauses until there is room for both.
+    consumer.send_bytes(ack_frame(of_a[-1]) + ack_frame(of_b))
+    assert [queue for _, queue, _ in store.pending[-2:]] == ["/queue/a", "/queue/b"]
+    assert consumer.transport.producerState == "paused"
+    store.answer_all()
+    assert consumer.transport.producerState == "producing"
+    consumer.send("DISCONNECT", {"receipt": "bye"})
+    [receipt] = consumer.frames()
+    assert receipt.headers == {"receipt-id": "bye"}
+    assert left_in(broker, "/queue/a") == []
+    assert left_in(broker, "/queue/b") == []
