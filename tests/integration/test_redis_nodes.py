@@ -313,3 +313,35 @@ def test_a_durable_subscriber_comes_back_through_another_node_after_restarts(
     subscribe_with_receipt(later, "/topic/reports.#", id="daily-sub", ack="client-individual", **subscribe_headers)
     time.sleep(0.5)
     assert later.collector.bodies() == []
+
+
+def test_bursts_of_sends_and_acks_in_one_write_cross_nodes_once_each(redis_server, start_node, raw):
+    """
+    A client that writes many frames at once has them handed to Redis
+    together: every SEND of the burst is stored before the RECEIPT of the
+    frame after it, and every ACK of a burst before the DISCONNECT's.
+    """
+    redis_server.flush()
+    first, second = start_node(), start_node()
+    queue = f"/queue/burst.{uuid.uuid4().hex[:8]}"
+    producer = raw(port=first.port)
+    assert producer.connect().command == "CONNECTED"
+    burst = b"".join(b"SEND\ndestination:%s\n\n%d\x00" % (queue.encode(), n) for n in range(200))
+    producer.send(burst + b"SEND\ndestination:%s\nreceipt:sent\n\nlast\x00" % queue.encode())
+    receipt = producer.read_frame()
+    assert (receipt.command, receipt.headers.get("receipt-id")) == ("RECEIPT", "sent")
+    consumer = raw(port=second.port)
+    assert consumer.connect().command == "CONNECTED"
+    consumer.send_frame("SUBSCRIBE", {"id": "0", "destination": queue, "ack": "client-individual", "prefetch-count": "0"})
+    delivered = [consumer.read_frame() for _ in range(201)]
+    assert [f.body for f in delivered] == [b"%d" % n for n in range(200)] + [b"last"]
+    consumer.send(
+        b"".join(b"ACK\nid:%s\n\n\x00" % f.headers["ack"].encode() for f in delivered)
+        + b"DISCONNECT\nreceipt:bye\n\n\x00"
+    )
+    receipt = consumer.read_frame()
+    assert (receipt.command, receipt.headers.get("receipt-id")) == ("RECEIPT", "bye")
+    # Acknowledged and gone, on every node.
+    assert redis_server.command("ZCARD", f"stompd:q:{{{queue}}}:ready") == b":0"
+    assert redis_server.command("HLEN", f"stompd:q:{{{queue}}}:flight") == b":0"
+    assert redis_server.command("HLEN", f"stompd:q:{{{queue}}}:body") == b":0"
