@@ -173,26 +173,14 @@ class VirtualHost:
         @raise stompd.errors.StompError: for a bad destination or header.
         """
         destination = headers["destination"]
-        if self._has_connectors:
-            connector = self._connectors.owner(destination)
-            if connector is not None and connector.name != origin:
-                return connector.send(self.name, headers, body, session_id)
+        connector = self._connector_for(destination, origin)
+        if connector is not None:
+            return connector.send(self.name, headers, body, session_id)
         found = self.route(destination, session_id, bare_queues)
         message = self._message(headers, body, found)
         if found.kind == TOPIC:
-            self.topics.publish(found.key, message)
-            # Other nodes sharing the store deliver it to their subscribers.
-            shared = self._store.publish(self.name, found.key, message)
-            durable = self._durable.matching(found.key) if self._durable else None
-            if not durable:
-                return pending(shared)
-            return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
-        if found.owner is not None and found.key not in self.queues and not self._store.shared:
-            # A reply to a session that has gone: nobody can ever read it.
-            # (With a shared store the session may be on another node.)
-            self.log.debug("Dropped reply to {destination}: no such queue", destination=destination)
-            return None
-        return self._queue(found, by_subscribe=False).put([message], on_full)
+            return self._publish_topic(found, message, on_full)
+        return self._put(found, [message], on_full)
 
     def publish_many(
         self, session_id: str, sends: list[tuple[dict[str, str], bytes]], bare_queues: bool = False, on_full=None
@@ -207,23 +195,62 @@ class VirtualHost:
             once the messages before the bad one are published.
         """
         destination = sends[0][0]["destination"]
-        if len(sends) > 1 and not (self._has_connectors and self._connectors.owner(destination) is not None):
-            found = self.route(destination, session_id, bare_queues)
-            if found.kind == QUEUE and (found.owner is None or found.key in self.queues or self._store.shared):
-                queue = self._queue(found, by_subscribe=False)
-                messages = []
-                try:
-                    for headers, body in sends:
-                        messages.append(self._message(headers, body, found))
-                except StompError:
-                    if messages:
-                        self._published_before_error(queue.put(messages, on_full))
-                    raise
-                return queue.put(messages, on_full)
+        connector = self._connector_for(destination, None)
+        if connector is not None:
+            return self._each(sends, lambda headers, body: connector.send(self.name, headers, body, session_id))
+        found = self.route(destination, session_id, bare_queues)
+        if found.kind == TOPIC:
+            return self._each(
+                sends, lambda headers, body: self._publish_topic(found, self._message(headers, body, found), on_full)
+            )
+        messages = []
+        try:
+            for headers, body in sends:
+                messages.append(self._message(headers, body, found))
+        except StompError:
+            if messages:
+                self._published_before_error(self._put(found, messages, on_full))
+            raise
+        return self._put(found, messages, on_full)
+
+    def _connector_for(self, destination: str, origin: str | None):
+        """
+        The connector a SEND to C{destination} goes to, if one owns it and
+        the message did not come from there (C{origin}, a connector's name).
+        """
+        if not self._has_connectors:
+            return None
+        connector = self._connectors.owner(destination)
+        if connector is None or connector.name == origin:
+            return None
+        return connector
+
+    def _publish_topic(self, found: Route, message: Message, on_full) -> Deferred | None:
+        self.topics.publish(found.key, message)
+        # Other nodes sharing the store deliver it to their subscribers.
+        shared = self._store.publish(self.name, found.key, message)
+        durable = self._durable.matching(found.key) if self._durable else None
+        if not durable:
+            return pending(shared)
+        return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
+
+    def _put(self, found: Route, messages: list[Message], on_full) -> Deferred | None:
+        if found.owner is not None and found.key not in self.queues and not self._store.shared:
+            # A reply to a session that has gone: nobody can ever read it.
+            # (With a shared store the session may be on another node.)
+            self.log.debug("Dropped reply to {destination}: no such queue", destination=messages[0].destination)
+            return None
+        return self._queue(found, by_subscribe=False).put(messages, on_full)
+
+    def _each(self, sends: list, publish_one) -> Deferred | None:
+        """
+        C{publish_one(headers, body)} for each of C{sends}, in order, as
+        one outcome.
+        """
         outcomes = []
         try:
             for headers, body in sends:
-                outcomes.append(self.publish(session_id, headers, body, bare_queues, on_full))
+                outcomes.append(publish_one(headers, body))
         except StompError:
             self._published_before_error(together(outcomes))
             raise

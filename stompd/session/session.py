@@ -1118,7 +1118,13 @@ class StompSession:
         more bytes of the read wait. The only frame of a read (every frame,
         at a low rate) is handled at once, which is quicker.
         """
-        return self._looping and (self._joined is not None or self._parser.buffered) and _joins(frame)
+        if not self._looping:
+            return False
+        if self._joined is not None:
+            # The read loop hands over what was joined before any frame
+            # that does not join (L{_process}): this one was found to.
+            return True
+        return self._parser.buffered and _joins(frame)
 
     def _join(self, key, items: list, frame: Frame) -> None:
         """
