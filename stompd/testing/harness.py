@@ -4,7 +4,7 @@ write to Twisted's C{StringTransport}. Fast, deterministic, no sockets.
 """
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from zope.interface import implementer
@@ -21,6 +21,62 @@ from stompd.storage.memory import MemoryStore
 # Where fake clients connect from: this host, since guest may log in only
 # from loopback by default.
 LOCAL_PEER = IPv4Address("TCP", "127.0.0.1", 40000)
+
+
+class SlowCall:
+    """
+    A call to a L{SlowStore} not yet answered: on C{queue}, with C{items}
+    (the messages, or the deliveries), what the memory store answered
+    (C{result}), and the Deferred the caller waits on (C{answered}).
+    """
+
+    def __init__(self, queue: str, items: list, result) -> None:
+        self.queue = queue
+        self.items = items
+        self.result = result
+        self.answered = Deferred()
+
+
+class SlowStore(MemoryStore):
+    """
+    A memory store that does at once what it is asked, but answers the
+    calls named in C{slow} (C{"enqueue"}, C{"ack"}) only when the test says
+    so, as a store over the network answers later: they wait in
+    C{pending}, oldest first.
+    """
+
+    def __init__(self, slow: tuple[str, ...] = ("enqueue",)) -> None:
+        super().__init__()
+        self.slow = slow
+        self.pending: list[SlowCall] = []
+
+    def enqueue(self, queue, messages):
+        return self._held("enqueue", queue, messages, super().enqueue(queue, messages))
+
+    def ack(self, queue, deliveries):
+        return self._held("ack", queue, deliveries, super().ack(queue, deliveries))
+
+    def _held(self, operation: str, queue: str, items, result):
+        if operation not in self.slow:
+            return result
+        call = SlowCall(queue, list(items), result)
+        self.pending.append(call)
+        return call.answered
+
+    def answer(self, failure: Exception | None = None, index: int = 0) -> None:
+        """
+        Answer the call at C{index} of C{pending}: as the memory store did,
+        or with C{failure}.
+        """
+        call = self.pending.pop(index)
+        if failure is not None:
+            call.answered.errback(failure)
+        else:
+            call.result.addCallback(call.answered.callback)
+
+    def answer_all(self) -> None:
+        while self.pending:
+            self.answer()
 
 
 def make_broker(config: Config | None = None, store=None, clock: Clock | None = None, connectors=()) -> BrokerService:

@@ -3,13 +3,12 @@ The session on an in-memory transport and a fake clock.
 """
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
 from stompd.broker.message import LARGE_BODY
 from stompd.config import Config, HeartBeatConfig, parse_config
 from stompd.storage.memory import MemoryStore
-from stompd.testing.harness import LOCAL_PEER, FakeClient, make_broker
+from stompd.testing.harness import LOCAL_PEER, FakeClient, SlowStore, make_broker
 
 
 def subscribed(broker, destination, ack="auto", **headers):
@@ -99,28 +98,6 @@ def test_connect_timeout():
     broker.clock.advance(broker.config.connect_timeout)
     [error] = client.frames()
     assert error.headers["message"] == "connect timeout"
-
-
-class SlowStore(MemoryStore):
-    """
-    A memory store whose enqueue answers only when the test says so.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.pending = []
-
-    def enqueue(self, queue, messages):
-        d = Deferred()
-        self.pending.append((d, super().enqueue(queue, messages)))
-        return d
-
-    def answer(self, failure: Exception | None = None, index: int = 0):
-        d, result = self.pending.pop(index)
-        if failure is not None:
-            d.errback(failure)
-        else:
-            result.addCallback(d.callback)
 
 
 def test_receipts_come_in_order_once_stored():
@@ -331,7 +308,7 @@ def test_unconfirmed_sends_are_bounded():
     # Reading resumes: what the client sent meanwhile is read at once, and
     # its SENDs go to the store together, in one call.
     assert len(store.pending) == RESUME_UNCONFIRMED + 1
-    assert store.pending[-1][1].result == 2 * MAX_UNCONFIRMED
+    assert store.pending[-1].result.result == 2 * MAX_UNCONFIRMED
     assert client.transport.producerState == "producing"
     while store.pending:
         store.answer()

@@ -4,61 +4,10 @@ in order with the frames around them, confirmed only once stored, and
 bounded.
 """
 
-from twisted.internet.defer import Deferred
-
 from stompd.config import parse_config
 from stompd.errors import StorageError
 from stompd.session.session import MAX_UNCONFIRMED
-from stompd.storage.memory import MemoryStore
-from stompd.testing.harness import FakeClient, make_broker
-
-
-class SlowSendStore(MemoryStore):
-    """
-    A memory store whose enqueue answers only when the test says so; the
-    bodies of each call are kept.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.pending = []
-
-    def enqueue(self, queue, messages):
-        d = Deferred()
-        self.pending.append((d, queue, [m.body for m in messages], super().enqueue(queue, messages)))
-        return d
-
-    def answer_all(self) -> None:
-        while self.pending:
-            d, _, _, stored = self.pending.pop(0)
-            stored.addCallback(d.callback)
-
-
-class SlowAckStore(MemoryStore):
-    """
-    A memory store whose ack answers only when the test says so; the
-    deliveries of each call are kept.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.pending = []
-
-    def ack(self, queue, deliveries):
-        d = Deferred()
-        self.pending.append((d, queue, list(deliveries)))
-        return d
-
-    def answer(self, failure: Exception | None = None) -> None:
-        d, queue, deliveries = self.pending.pop(0)
-        if failure is not None:
-            d.errback(failure)
-        else:
-            super().ack(queue, deliveries).addCallback(d.callback)
-
-    def answer_all(self) -> None:
-        while self.pending:
-            self.answer()
+from stompd.testing.harness import FakeClient, SlowStore, make_broker
 
 
 def consumer_of(broker, *destinations, prefetch=1000, **headers):
@@ -101,7 +50,7 @@ def left_in(broker, destination) -> list[bytes]:
 
 
 def test_acks_of_one_read_go_to_the_store_together_per_subscription():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a", "/queue/b")
     publish(broker, "/queue/a", 10)
@@ -109,7 +58,7 @@ def test_acks_of_one_read_go_to_the_store_together_per_subscription():
     delivered = consumer.frames()
     assert len(delivered) == 15
     consumer.send_bytes(b"".join(ack_frame(f) for f in delivered))
-    assert [(queue, len(deliveries)) for _, queue, deliveries in store.pending] == [("/queue/a", 10), ("/queue/b", 5)]
+    assert [(call.queue, len(call.items)) for call in store.pending] == [("/queue/a", 10), ("/queue/b", 5)]
     store.answer_all()
     consumer.disconnect()
     # Acknowledged, so gone: nothing comes back when the consumer goes.
@@ -118,7 +67,7 @@ def test_acks_of_one_read_go_to_the_store_together_per_subscription():
 
 
 def test_a_receipt_after_acks_waits_until_they_are_stored():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a")
     publish(broker, "/queue/a", 3)
@@ -133,14 +82,14 @@ def test_a_receipt_after_acks_waits_until_they_are_stored():
 
 
 def test_an_ack_with_a_receipt_is_confirmed_after_the_acks_before_it():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a")
     publish(broker, "/queue/a", 3)
     first, second, third = consumer.frames()
     consumer.send_bytes(ack_frame(first) + ack_frame(second) + ack_frame(third, receipt="last"))
     # The first two together, then the one with the receipt on its own.
-    assert [len(deliveries) for _, _, deliveries in store.pending] == [2, 1]
+    assert [len(call.items) for call in store.pending] == [2, 1]
     store.answer()
     assert consumer.frames() == []
     store.answer()
@@ -181,7 +130,7 @@ def test_a_nack_after_acks_in_the_same_read_follows_them():
 
 
 def test_acks_not_stored_get_an_error():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a")
     publish(broker, "/queue/a", 2)
@@ -193,7 +142,7 @@ def test_acks_not_stored_get_an_error():
 
 
 def test_acks_being_stored_are_bounded_and_the_next_frame_waits_its_turn():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a", prefetch=0)
     publish(broker, "/queue/a", MAX_UNCONFIRMED)
@@ -222,7 +171,7 @@ def send_frame(destination: str, body: bytes, **headers) -> bytes:
 
 
 def test_sends_of_one_read_go_to_the_store_together_per_queue_in_order():
-    store = SlowSendStore()
+    store = SlowStore()
     broker = make_broker(store=store)
     producer = FakeClient(broker)
     producer.connect()
@@ -231,7 +180,7 @@ def test_sends_of_one_read_go_to_the_store_together_per_queue_in_order():
         + send_frame("/queue/b", b"b0")
         + send_frame("/queue/a", b"a5")
     )
-    assert [(queue, bodies) for _, queue, bodies, _ in store.pending] == [
+    assert [(call.queue, [m.body for m in call.items]) for call in store.pending] == [
         ("/queue/a", [b"a0", b"a1", b"a2", b"a3", b"a4", b"a5"]),
         ("/queue/b", [b"b0"]),
     ]
@@ -253,12 +202,12 @@ def test_sends_to_a_topic_in_one_read_reach_its_subscribers_in_order():
 
 
 def test_a_receipted_send_after_plain_ones_is_confirmed_once_all_are_stored():
-    store = SlowSendStore()
+    store = SlowStore()
     broker = make_broker(store=store)
     producer = FakeClient(broker)
     producer.connect()
     producer.send_bytes(send_frame("/queue/a", b"0") + send_frame("/queue/a", b"1") + send_frame("/queue/a", b"2", receipt="r"))
-    assert [bodies for _, _, bodies, _ in store.pending] == [[b"0", b"1"], [b"2"]]
+    assert [[m.body for m in call.items] for call in store.pending] == [[b"0", b"1"], [b"2"]]
     assert producer.frames() == []
     store.answer_all()
     [receipt] = producer.frames()
@@ -304,7 +253,7 @@ def test_sends_of_one_read_that_fill_a_queue_pause_the_publisher():
 
 
 def test_groups_of_one_read_that_overfill_the_window_wait_for_the_same_room():
-    store = SlowAckStore()
+    store = SlowStore(slow=("ack",))
     broker = make_broker(store=store)
     consumer = consumer_of(broker, "/queue/a", "/queue/b", prefetch=0)
     publish(broker, "/queue/a", MAX_UNCONFIRMED)
@@ -319,7 +268,7 @@ def test_groups_of_one_read_that_overfill_the_window_wait_for_the_same_room():
     # window, the second goes over it; both go to the store, and reading
     # pauses until there is room for both.
     consumer.send_bytes(ack_frame(of_a[-1]) + ack_frame(of_b))
-    assert [queue for _, queue, _ in store.pending[-2:]] == ["/queue/a", "/queue/b"]
+    assert [call.queue for call in store.pending[-2:]] == ["/queue/a", "/queue/b"]
     assert consumer.transport.producerState == "paused"
     store.answer_all()
     assert consumer.transport.producerState == "producing"
