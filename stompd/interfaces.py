@@ -326,8 +326,9 @@ class ISessionTransport(Interface):
     what the socket takes, WebSocket makes one message of each and writes
     them together. The session then keeps what it writes during a burst of
     frames (L{stompd.broker.dispatch.DispatchGate}) and gives it to
-    C{write_frames} at the end of the burst; without it, every frame goes
-    to C{write} as it is made.
+    C{write_frames} at the end of the burst, and outside a burst gives it
+    each frame as it is made; without it, every frame goes to C{write} as
+    it is made.
     """
 
     def write(data):

@@ -382,7 +382,10 @@ class StompSession:
             return
         self._looping = True
         gate = self.broker.dispatch_gate
-        gate.hold()
+        # Held from the first frame with more of the read behind it: a
+        # read's only frame (every frame, at a low rate) has nothing to be
+        # batched with, and what it makes the broker write goes out at once.
+        holding = False
         try:
             while not self._busy and not self._closing:
                 frame = self._held_frame
@@ -403,6 +406,9 @@ class StompSession:
                         # Too many frames are being stored: it waits.
                         self._held_frame = frame
                         break
+                if not holding and self._parser.buffered:
+                    gate.hold()
+                    holding = True
                 self._dispatch(frame)
         finally:
             if self._joined is not None:
@@ -410,7 +416,8 @@ class StompSession:
             self._looping = False
             # Queues the frames touched dispatch now, once each; that may
             # finish a frame of ours that waited for room in a queue.
-            gate.release()
+            if holding:
+                gate.release()
         if self._busy and not self._reading_paused and not self._closing:
             self._reading_paused = True
             self.transport.pauseProducing()
@@ -595,16 +602,19 @@ class StompSession:
         """
         Write bytes to the client; during a burst (L{DispatchGate}), kept
         for L{flush} at its end, if the transport takes a burst's frames
-        together.
+        together. Outside a burst such a transport sends them at once,
+        rather than at the reactor's next turn.
         """
         out = self._out
         if out is not None:
             out.append(data)
-        elif self._takes_frames and self.broker.dispatch_gate.batching:
+        elif not self._takes_frames:
+            self.transport.write(data)
+        elif self.broker.dispatch_gate.batching:
             self._out = [data]
             self.broker.dispatch_gate.flush_later(self)
         else:
-            self.transport.write(data)
+            self.transport.write_frames([data])
 
     def _write_sequence(self, parts: tuple) -> None:
         """
@@ -958,8 +968,8 @@ class StompSession:
         if "transaction" in frame.headers:
             # Refused now rather than half way through its COMMIT.
             self.vhost.check_publish(self.session_id, frame.headers, self.oci_compat)
-        if self._in_transaction(frame):
-            return None
+            if self._in_transaction(frame):
+                return None
         if self._joining(frame):
             self.counts.published += 1
             self._join(destination, [(frame.headers, frame.body)], frame)
@@ -1275,7 +1285,15 @@ class StompSession:
     def on_COMMIT(self, frame: Frame) -> Deferred:
         self._refuse_transactions_if_oci(frame)
         frames = self._end_transaction(frame)
-        return Deferred.fromCoroutine(self._commit(frames))
+        # Its frames are a burst, as a read's are (L{_process}): queues
+        # dispatch once, and what is written goes out together, when those
+        # handled in this call are done.
+        gate = self.broker.dispatch_gate
+        gate.hold()
+        try:
+            return Deferred.fromCoroutine(self._commit(frames))
+        finally:
+            gate.release()
 
     async def _commit(self, frames: list[Frame]) -> None:
         self._check_settlements(frames)

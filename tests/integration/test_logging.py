@@ -13,10 +13,17 @@ from tests.support.clients import stomp_client
 pytestmark = pytest.mark.integration
 
 
+def disconnect(client) -> None:
+    # stomp.py does not wait for its DISCONNECT's RECEIPT: without this, the
+    # broker may stop before it has read the DISCONNECT.
+    client.disconnect(receipt="bye")
+    client.collector.wait_for_receipt("bye")
+
+
 def test_json_log_lines_are_json_objects(tmp_path, broker_process):
     running = broker_process(tmp_path, "", args=("--log-format", "json"))
     client = stomp_client(running.port)
-    client.disconnect()
+    disconnect(client)
     running.stop()
     lines = running.log.splitlines()
     assert lines
@@ -35,7 +42,7 @@ def test_json_log_lines_are_json_objects(tmp_path, broker_process):
 def test_log_level_drops_lower_levels(tmp_path, broker_process):
     running = broker_process(tmp_path, '[logging]\nlevel = "warn"\n')
     client = stomp_client(running.port)
-    client.disconnect()
+    disconnect(client)
     running.stop()
     assert "CONNECTED" not in running.log
     assert "Configuration:" not in running.log

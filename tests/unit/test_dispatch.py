@@ -148,12 +148,29 @@ def test_an_error_in_a_burst_is_sent_before_the_connection_closes():
     assert frames[1].headers["message"] == "unknown command"
 
 
-def test_without_a_burst_a_frame_is_written_as_it_is_made():
+def test_without_a_burst_a_frame_is_sent_as_it_is_made():
     broker = make_broker()
     client = sending_client(broker, **{"heart-beat": "0,1000"})
     broker.clock.advance(1.0)
-    assert client.transport.sent_at_once == []
-    assert client.transport.value().endswith(b"\n")
+    assert client.transport.sent_at_once == [b"\n"]
+
+
+def test_a_reads_only_frame_is_no_burst_and_its_messages_are_sent_as_made():
+    broker = make_broker()
+    subscribers = [sending_client(broker) for _ in range(2)]
+    for n, subscriber in enumerate(subscribers):
+        subscriber.send("SUBSCRIBE", {"id": str(n), "destination": "/topic/t"})
+        subscriber.transport.sent_at_once.clear()
+    producer = sending_client(broker)
+    seen = []
+    # Nothing is kept to be written at the end of a burst.
+    broker.dispatch_gate.flush_later = lambda target: seen.append(target)
+    producer.send_bytes(b"SEND\ndestination:/topic/t\n\nlone\x00")
+    assert seen == []
+    assert not broker.dispatch_gate.batching
+    for subscriber in subscribers:
+        [piece] = subscriber.transport.sent_at_once
+        assert [f.body for f in frames_of(piece)] == [b"lone"]
 
 
 def test_a_large_body_in_a_burst_keeps_every_frame_whole_and_in_order():
@@ -169,3 +186,18 @@ def test_a_large_body_in_a_burst_keeps_every_frame_whole_and_in_order():
         + b"SEND\ndestination:/topic/t\n\nlast\x00"
     )
     assert [f.body for f in frames_of(subscriber.transport.value())] == [b"small", large, b"last"]
+
+
+def test_a_transactions_messages_reach_each_subscriber_in_one_piece():
+    broker = make_broker()
+    subscriber = sending_client(broker)
+    subscriber.send("SUBSCRIBE", {"id": "s", "destination": "/topic/t"})
+    subscriber.transport.sent_at_once.clear()
+    producer = sending_client(broker)
+    producer.send("BEGIN", {"transaction": "t"})
+    for n in range(5):
+        producer.send("SEND", {"destination": "/topic/t", "transaction": "t"}, b"%d" % n)
+    assert subscriber.transport.sent_at_once == []
+    producer.send("COMMIT", {"transaction": "t"})
+    [piece] = subscriber.transport.sent_at_once
+    assert [f.body for f in frames_of(piece)] == [b"0", b"1", b"2", b"3", b"4"]
