@@ -227,11 +227,12 @@ class VirtualHost:
 
     def _publish_topic(self, found: Route, message: Message, on_full) -> Deferred | None:
         self.topics.publish(found.key, message)
-        # Other nodes sharing the store deliver it to their subscribers.
-        shared = self._store.publish(self.name, found.key, message)
+        # Other nodes sharing the store deliver it to their subscribers; a
+        # store of one node has nobody to hand it to.
+        shared = self._store.publish(self.name, found.key, message) if self._store.shared else None
         durable = self._durable.matching(found.key) if self._durable else None
         if not durable:
-            return pending(shared)
+            return None if shared is None else pending(shared)
         return Deferred.fromCoroutine(self._keep_for_durable(shared, durable, message, on_full))
 
     def _put(self, found: Route, messages: list[Message], on_full) -> Deferred | None:
@@ -262,12 +263,14 @@ class VirtualHost:
         if outcome is not None:
             outcome.addErrback(lambda failure: self.log.failure("Storing SENDs before a bad one", failure))
 
-    async def _keep_for_durable(self, shared: Deferred, keys: list[str], message: Message, on_full) -> None:
+    async def _keep_for_durable(self, shared: Deferred | None, keys: list[str], message: Message, on_full) -> None:
         """
         Store a copy of a topic message in each durable subscription's
-        queue that matches it (only the publishing node does).
+        queue that matches it (only the publishing node does), once other
+        nodes have it (C{shared}, if the store is shared).
         """
-        await shared
+        if shared is not None:
+            await shared
         for key in keys:
             await as_deferred(self._queue(Route(QUEUE, key), by_subscribe=False).put([message.copy()], on_full))
 
