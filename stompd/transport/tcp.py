@@ -33,21 +33,81 @@ UNSENT_PATIENCE = 30.0
 _CAN_STILL_RECEIVE = (1, 8)
 
 
-class LargeBodyServer(tcp.Server):
+class SendingServer(tcp.Server):
     """
-    A TCP server transport that copies large message bodies no more than
-    the kernel does.
+    A TCP server transport that writes what a session gives it without
+    delay or needless copies (the write side of L{ISessionTransport}).
 
-    Twisted's transport joins every buffered write into one C{bytes} before
-    sending: for a large body, a copy per delivery. Here, when much is
-    buffered in few parts, the buffers go to the kernel as they are, in one
-    gathering C{sendmsg}; otherwise (small frames, or a single buffer)
-    Twisted's own way is kept. And while a large body arrives, it is
-    received straight into its buffer (L{StompSession.receive_buffer})
-    rather than in 64 KiB reads copied there.
+    Frames given together (L{write_frames}) are sent at once, as far as the
+    socket takes them, rather than at the reactor's next turn. And Twisted's
+    transport joins every buffered write into one C{bytes} before sending:
+    for a large body, a copy per delivery. Here, when much is buffered in
+    few parts, the buffers go to the kernel as they are, in one gathering
+    C{sendmsg}; otherwise (small frames, or a single buffer) Twisted's own
+    way is kept.
+    """
 
-    It also closes a connection only once the client has received what was
-    sent (see L{_postLoseConnection}).
+    def buffered_bytes(self) -> int:
+        """
+        Bytes written and not yet sent (see L{ISessionTransport}).
+        """
+        return len(self.dataBuffer) - self.offset + self._tempDataLen
+
+    def write_frames(self, frames: list[bytes]) -> None:
+        """
+        Write C{frames} in one piece, sending at once what the socket takes
+        if nothing waits to be sent before it, rather than at the reactor's
+        next turn (which would find the socket writable and send it then):
+        a burst's frames reach the client one poll sooner, and a connection
+        whose socket takes them all is never registered for writing. The
+        rest is buffered as L{write} does. See L{ISessionTransport}.
+        """
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if self.connected and not self.disconnecting and not self._tempDataBuffer and self.offset >= len(self.dataBuffer):
+            sent = self.writeSomeData(data)
+            # Not a count: an error, which the reactor meets when it tries
+            # to send the rest, and closes the connection for.
+            if sent.__class__ is int:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        self.write(data)
+
+    def doWrite(self):
+        pending = self._tempDataBuffer
+        if (
+            self.offset < len(self.dataBuffer)
+            or not 2 <= len(pending) <= GATHER_PARTS
+            or self._tempDataLen < GATHER_FROM
+        ):
+            return super().doWrite()
+        try:
+            sent = untilConcludes(self.socket.sendmsg, pending)
+        except OSError as e:
+            if e.args[0] in (EWOULDBLOCK, ENOBUFS):
+                return None
+            return main.CONNECTION_LOST
+        self._tempDataLen -= sent
+        done = 0
+        while done < len(pending) and sent >= len(pending[done]):
+            sent -= len(pending[done])
+            done += 1
+        del pending[:done]
+        if sent:
+            pending[0] = memoryview(pending[0])[sent:]
+        if pending:
+            return None
+        # All sent: Twisted's doWrite, with nothing left, stops writing,
+        # resumes a paused producer and completes a pending close.
+        return super().doWrite()
+
+
+class LargeBodyServer(SendingServer):
+    """
+    A L{SendingServer} for STOMP over TCP, which also receives a large
+    message body straight into its buffer (L{StompSession.receive_buffer})
+    rather than in 64 KiB reads copied there, and closes a connection only
+    once the client has received what was sent (see L{_postLoseConnection}).
     """
 
     def _unsent_in_kernel(self) -> int:
@@ -87,32 +147,6 @@ class LargeBodyServer(tcp.Server):
             return
         self.connectionLost(Failure(error.ConnectionDone()))
 
-    def buffered_bytes(self) -> int:
-        """
-        Bytes written and not yet sent (see L{ISessionTransport}).
-        """
-        return len(self.dataBuffer) - self.offset + self._tempDataLen
-
-    def write_frames(self, frames: list[bytes]) -> None:
-        """
-        Write C{frames} in one piece, sending at once what the socket takes
-        if nothing waits to be sent before it, rather than at the reactor's
-        next turn (which would find the socket writable and send it then):
-        a burst's frames reach the client one poll sooner, and a connection
-        whose socket takes them all is never registered for writing. The
-        rest is buffered as L{write} does. See L{ISessionTransport}.
-        """
-        data = frames[0] if len(frames) == 1 else b"".join(frames)
-        if self.connected and not self.disconnecting and not self._tempDataBuffer and self.offset >= len(self.dataBuffer):
-            sent = self.writeSomeData(data)
-            # Not a count: an error, which the reactor meets when it tries
-            # to send the rest, and closes the connection for.
-            if sent.__class__ is int:
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        self.write(data)
-
     def doRead(self):
         into = self.protocol.receive_buffer()
         if into is None:
@@ -128,39 +162,15 @@ class LargeBodyServer(tcp.Server):
         self.protocol.received_into(count)
         return None
 
-    def doWrite(self):
-        pending = self._tempDataBuffer
-        if (
-            self.offset < len(self.dataBuffer)
-            or not 2 <= len(pending) <= GATHER_PARTS
-            or self._tempDataLen < GATHER_FROM
-        ):
-            return super().doWrite()
-        try:
-            sent = untilConcludes(self.socket.sendmsg, pending)
-        except OSError as e:
-            if e.args[0] in (EWOULDBLOCK, ENOBUFS):
-                return None
-            return main.CONNECTION_LOST
-        self._tempDataLen -= sent
-        done = 0
-        while done < len(pending) and sent >= len(pending[done]):
-            sent -= len(pending[done])
-            done += 1
-        del pending[:done]
-        if sent:
-            pending[0] = memoryview(pending[0])[sent:]
-        if pending:
-            return None
-        # All sent: Twisted's doWrite, with nothing left, stops writing,
-        # resumes a paused producer and completes a pending close.
-        return super().doWrite()
-
 
 class StompProtocol(Protocol):
     """
     One TCP connection. The transport is already an
-    L{stompd.interfaces.ISessionTransport}, so the session uses it directly.
+    L{stompd.interfaces.ISessionTransport}, so the session uses it directly;
+    and once connected, C{dataReceived}, and the C{receive_buffer} and
+    C{received_into} that L{LargeBodyServer} calls, are the session's
+    L{StompSession.data_received}, L{StompSession.receive_buffer} and
+    L{StompSession.received_into}.
     """
 
     session: StompSession | None = None
@@ -177,19 +187,13 @@ class StompProtocol(Protocol):
             # the client has what it was sent.
             self.transport.__class__ = LargeBodyServer
         factory = self.factory
-        self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.session.data_received(data)
-
-    def receive_buffer(self) -> memoryview | None:
-        """
-        See L{StompSession.receive_buffer}; L{LargeBodyServer} asks.
-        """
-        return self.session.receive_buffer()
-
-    def received_into(self, count: int) -> None:
-        self.session.received_into(count)
+        session = self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
+        # Bound here rather than forwarded by methods of ours: a call less
+        # on the path of every read, and a message's latency at a low rate
+        # is mostly such calls.
+        self.dataReceived = session.data_received
+        self.receive_buffer = session.receive_buffer
+        self.received_into = session.received_into
 
     def connectionLost(self, reason) -> None:
         if self.session is not None:

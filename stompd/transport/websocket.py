@@ -17,10 +17,12 @@ import struct
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet import tcp
 from zope.interface import implementer
 
 from stompd.interfaces import ISessionTransport
 from stompd.session import StompSession
+from stompd.transport.tcp import SendingServer
 
 # Highest version first: the one we pick when a client offers several.
 SUBPROTOCOLS = ("v12.stomp", "v11.stomp", "v10.stomp", "stomp")
@@ -169,7 +171,12 @@ class WebSocketPipe:
         for frame in frames:
             parts.append(frame_header(_frame_opcode(frame), len(frame)))
             parts.append(frame)
-        self._protocol.transport.write(b"".join(parts))
+        transport = self._protocol.transport
+        if isinstance(transport, SendingServer):
+            # Sent at once, as over plain TCP (see L{SendingServer}).
+            transport.write_frames([b"".join(parts)])
+        else:
+            transport.write(b"".join(parts))
 
     def writeSequence(self, data) -> None:
         # One message, its parts not joined (a large body stays as it is).
@@ -230,6 +237,10 @@ class StompWebSocketProtocol(WebSocketServerProtocol):
         return choose_subprotocol(request.protocols)
 
     def onOpen(self) -> None:
+        if type(self.transport) is tcp.Server:
+            # As for STOMP over TCP: what the session writes is sent at once,
+            # and a large body is never copied into a joined buffer.
+            self.transport.__class__ = SendingServer
         factory = self.factory
         self.session = StompSession(
             factory.broker, WebSocketPipe(self), heart_beat_grace=factory.heart_beat_grace, kind="websocket"
