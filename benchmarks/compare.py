@@ -754,6 +754,40 @@ class StompdNodesSetup:
 
 # -- running and tabulating ------------------------------------------------
 
+# A run starts once the machine is this quiet (cores busy, over QUIET_WINDOW
+# seconds), so that it does not share the CPUs with what the previous run
+# left behind: a JVM collecting after its large-message run, say, or an
+# Erlang VM's schedulers spinning down.
+QUIET_CORES = 0.15
+QUIET_WINDOW = 0.25
+
+
+def busy_cpu_seconds():
+    """CPU seconds the machine has spent busy (not idle or waiting for I/O), or None off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(limit):
+    """Wait, at most ``limit`` seconds, until the machine is quiet; return the seconds waited
+    and whether it became quiet."""
+    started = time.monotonic()
+    while True:
+        before = busy_cpu_seconds()
+        if before is None or limit <= 0:
+            return 0.0, True
+        time.sleep(QUIET_WINDOW)
+        busy = (busy_cpu_seconds() - before) / QUIET_WINDOW
+        waited = time.monotonic() - started
+        if busy < QUIET_CORES:
+            return waited, True
+        if waited >= limit:
+            return waited, False
+
 
 def run_one(broker, scenario, passthrough, timeout, connections=0):
     """Run one scenario against one broker in a fresh load generator; return its result dict.
@@ -974,6 +1008,10 @@ def main(argv=None):
                              "taskset -c CPUS (e.g. 1); brokers started elsewhere are not touched")
     parser.add_argument("--twistd", default=os.path.join(os.path.dirname(sys.executable), "twistd"),
                         help="twistd to start stompd with (default: next to this Python)")
+    parser.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
+                        help="before each run, wait at most this long for the machine to be "
+                             "quiet (under %g of a core busy; default 10, 0: do not wait)"
+                             % QUIET_CORES)
     parser.add_argument("--run-timeout", type=float, default=300.0,
                         help="seconds one stomp_load.py run may take before it is killed")
     parser.add_argument("--connections", type=int, default=10000, metavar="COUNT",
@@ -1100,8 +1138,13 @@ def main(argv=None):
                     continue
                 nodes_run = nodes_setup is not None and broker.name == nodes_setup.name
                 mark = nodes_setup.mark() if nodes_run else None
+                waited, quiet = wait_until_quiet(args.settle)
+                if not quiet:
+                    log("the machine was still busy after %.0fs; running %s on %s anyway"
+                        % (waited, scenario, broker.name))
                 results[(broker.name, scenario)] = run_one(
                     broker, scenario, passthrough, args.run_timeout, args.connections)
+                results[(broker.name, scenario)]["settled_s"] = round(waited, 2)
                 if nodes_run:
                     # Which node the load generator's connections landed on.
                     results[(broker.name, scenario)]["connections_per_node"] = \
