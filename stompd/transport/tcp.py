@@ -166,11 +166,7 @@ class LargeBodyServer(SendingServer):
 class StompProtocol(Protocol):
     """
     One TCP connection. The transport is already an
-    L{stompd.interfaces.ISessionTransport}, so the session uses it directly;
-    and once connected, C{dataReceived}, and the C{receive_buffer} and
-    C{received_into} that L{LargeBodyServer} calls, are the session's
-    L{StompSession.data_received}, L{StompSession.receive_buffer} and
-    L{StompSession.received_into}.
+    L{stompd.interfaces.ISessionTransport}, so the session uses it directly.
     """
 
     session: StompSession | None = None
@@ -187,13 +183,23 @@ class StompProtocol(Protocol):
             # the client has what it was sent.
             self.transport.__class__ = LargeBodyServer
         factory = self.factory
-        session = self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
-        # Bound here rather than forwarded by methods of ours: a call less
-        # on the path of every read, and a message's latency at a low rate
-        # is mostly such calls.
-        self.dataReceived = session.data_received
-        self.receive_buffer = session.receive_buffer
-        self.received_into = session.received_into
+        self.session = StompSession(factory.broker, self.transport, oci_compat=factory.oci_compat)
+
+    # Forwarded by methods rather than bound to the session's in
+    # connectionMade, which would save a call per read but cost every idle
+    # connection three bound methods and a larger instance dict.
+
+    def dataReceived(self, data: bytes) -> None:
+        self.session.data_received(data)
+
+    def receive_buffer(self) -> memoryview | None:
+        """
+        See L{StompSession.receive_buffer}; L{LargeBodyServer} asks.
+        """
+        return self.session.receive_buffer()
+
+    def received_into(self, count: int) -> None:
+        self.session.received_into(count)
 
     def connectionLost(self, reason) -> None:
         if self.session is not None:
