@@ -93,6 +93,17 @@ def sending_client(broker, **headers):
     return client
 
 
+def topic_subscribers(broker, count):
+    """
+    C{count} sending clients subscribed to /topic/t, with nothing recorded yet.
+    """
+    subscribers = [sending_client(broker) for _ in range(count)]
+    for n, subscriber in enumerate(subscribers):
+        subscriber.send("SUBSCRIBE", {"id": str(n), "destination": "/topic/t"})
+        subscriber.transport.sent_at_once.clear()
+    return subscribers
+
+
 def frames_of(data):
     parser = FrameParser(Config().limits.frames)
     parser.version = "1.2"
@@ -105,10 +116,7 @@ def frames_of(data):
 
 def test_a_burst_reaches_each_subscriber_in_one_piece():
     broker = make_broker()
-    subscribers = [sending_client(broker) for _ in range(3)]
-    for n, subscriber in enumerate(subscribers):
-        subscriber.send("SUBSCRIBE", {"id": str(n), "destination": "/topic/t"})
-        subscriber.transport.sent_at_once.clear()
+    subscribers = topic_subscribers(broker, 3)
     producer = sending_client(broker)
     producer.send_bytes(b"".join(b"SEND\ndestination:/topic/t\n\n%d\x00" % n for n in range(20)))
     for subscriber in subscribers:
@@ -157,10 +165,7 @@ def test_without_a_burst_a_frame_is_sent_as_it_is_made():
 
 def test_a_reads_only_frame_is_no_burst_and_its_messages_are_sent_as_made():
     broker = make_broker()
-    subscribers = [sending_client(broker) for _ in range(2)]
-    for n, subscriber in enumerate(subscribers):
-        subscriber.send("SUBSCRIBE", {"id": str(n), "destination": "/topic/t"})
-        subscriber.transport.sent_at_once.clear()
+    subscribers = topic_subscribers(broker, 2)
     producer = sending_client(broker)
     seen = []
     # Nothing is kept to be written at the end of a burst.
@@ -190,9 +195,7 @@ def test_a_large_body_in_a_burst_keeps_every_frame_whole_and_in_order():
 
 def test_a_transactions_messages_reach_each_subscriber_in_one_piece():
     broker = make_broker()
-    subscriber = sending_client(broker)
-    subscriber.send("SUBSCRIBE", {"id": "s", "destination": "/topic/t"})
-    subscriber.transport.sent_at_once.clear()
+    [subscriber] = topic_subscribers(broker, 1)
     producer = sending_client(broker)
     producer.send("BEGIN", {"transaction": "t"})
     for n in range(5):
