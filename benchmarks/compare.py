@@ -775,11 +775,11 @@ def busy_cpu_seconds():
 def wait_until_quiet(limit):
     """Wait, at most ``limit`` seconds, until the machine is quiet; return the seconds waited
     and whether it became quiet."""
+    if limit <= 0 or busy_cpu_seconds() is None:
+        return 0.0, True
     started = time.monotonic()
     while True:
         before = busy_cpu_seconds()
-        if before is None or limit <= 0:
-            return 0.0, True
         time.sleep(QUIET_WINDOW)
         busy = (busy_cpu_seconds() - before) / QUIET_WINDOW
         waited = time.monotonic() - started
