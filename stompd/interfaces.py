@@ -338,9 +338,9 @@ class ISessionTransport(Interface):
 
     def writeSequence(data):
         """
-        Send the bytes of a sequence of C{bytes} as one piece (one frame:
-        its parts are not joined first, so a large body is not copied
-        into a frame).
+        Send the bytes of a sequence of buffers (C{bytes}, or a
+        C{bytearray} body) as one piece (one frame: its parts are not
+        joined first, so a large body is not copied into a frame).
         """
 
     def loseConnection():

@@ -38,8 +38,9 @@ class SendingServer(tcp.Server):
     A TCP server transport that writes what a session gives it without
     delay or needless copies (the write side of L{ISessionTransport}).
 
-    Frames given together (L{write_frames}) are sent at once, as far as the
-    socket takes them, rather than at the reactor's next turn. And Twisted's
+    Frames given together (L{write_frames}), and a frame given as its parts
+    (L{writeSequence}), are sent at once, as far as the socket takes them,
+    rather than at the reactor's next turn. And Twisted's
     transport joins every buffered write into one C{bytes} before sending:
     for a large body, a copy per delivery. Here, when much is buffered in
     few parts, the buffers go to the kernel as they are, in one gathering
@@ -73,6 +74,36 @@ class SendingServer(tcp.Server):
                 data = data[sent:]
         self.write(data)
 
+    def writeSequence(self, parts) -> None:
+        """
+        Write one frame as its parts, a large body among them, never joined:
+        if nothing waits to be sent before them, what the socket takes goes
+        at once, in one gathering C{sendmsg}, as L{write_frames} sends (which
+        also spares registering the socket for writing and a turn of the
+        reactor per large message); the rest is buffered for L{doWrite}.
+        Parts may be any buffers, not only C{bytes}: a large body is the
+        C{bytearray} it was received into (L{stompd.codec.frame.Frame.body}).
+        """
+        if not self.connected or self._writeDisconnected or not parts:
+            return
+        pending = list(parts)
+        size = sum(map(len, pending))
+        if not self.disconnecting and not self._tempDataBuffer and self.offset >= len(self.dataBuffer):
+            try:
+                sent = untilConcludes(self.socket.sendmsg, pending)
+            except OSError:
+                # Nothing sent: the reactor meets an error again when it
+                # tries to send, and closes the connection for it.
+                sent = 0
+            if sent == size:
+                return
+            size -= sent
+            _drop_sent(pending, sent)
+        self._tempDataBuffer.extend(pending)
+        self._tempDataLen += size
+        self._maybePauseProducer()
+        self.startWriting()
+
     def doWrite(self):
         pending = self._tempDataBuffer
         if (
@@ -88,18 +119,27 @@ class SendingServer(tcp.Server):
                 return None
             return main.CONNECTION_LOST
         self._tempDataLen -= sent
-        done = 0
-        while done < len(pending) and sent >= len(pending[done]):
-            sent -= len(pending[done])
-            done += 1
-        del pending[:done]
-        if sent:
-            pending[0] = memoryview(pending[0])[sent:]
+        _drop_sent(pending, sent)
         if pending:
             return None
         # All sent: Twisted's doWrite, with nothing left, stops writing,
         # resumes a paused producer and completes a pending close.
         return super().doWrite()
+
+
+def _drop_sent(parts: list, sent: int) -> None:
+    """
+    Take the first C{sent} bytes off C{parts}, buffers sent in that order:
+    the parts sent whole go, and one sent in part is left as a view of its
+    rest.
+    """
+    done = 0
+    while done < len(parts) and sent >= len(parts[done]):
+        sent -= len(parts[done])
+        done += 1
+    del parts[:done]
+    if sent:
+        parts[0] = memoryview(parts[0])[sent:]
 
 
 class LargeBodyServer(SendingServer):

@@ -3,6 +3,7 @@ Bytes on the wire: malformed frames, limits, odd splits, line endings and
 heart-beat EOLs, over a plain socket.
 """
 
+import socket
 import time
 import uuid
 
@@ -316,6 +317,33 @@ def test_too_many_transactions(raw, expect_error, small_broker):
     client.send_frame("BEGIN", {"transaction": "t3"})
     expect_error(client, "too many transactions")
     assert_small_broker_serves(raw, small_broker)
+
+
+def test_large_bodies_to_a_subscriber_that_reads_late_arrive_exact(raw, broker):
+    """
+    A subscriber with a small receive buffer that reads only after several
+    large messages were sent to it: the socket takes part of the first,
+    the rest of it and the others wait in the broker, and each arrives
+    whole and in order, with small frames sent between them.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", broker.port))
+    late = raw(broker.port, sock)
+    late.connect("1.2")
+    topic = f"/topic/raw.{uuid.uuid4().hex[:8]}"
+    late.send_frame("SUBSCRIBE", {"id": "0", "destination": topic, "receipt": "sub"})
+    assert late.read_frame().command == "RECEIPT"
+    bodies = [bytes([n]) * (1 << 20) + bytes(range(256)) for n in range(1, 4)]
+    producer = raw()
+    producer.connect("1.2")
+    for n, body in enumerate(bodies):
+        producer.send_frame("SEND", {"destination": topic, "content-length": str(len(body))}, body)
+        producer.send_frame("SEND", {"destination": topic, "receipt": str(n)}, b"small %d" % n)
+        assert producer.read_frame(10).headers["receipt-id"] == str(n)
+    received = [frame.body for frame in read_messages(late, 6, timeout=20)]
+    assert received == [item for n, body in enumerate(bodies) for item in (body, b"small %d" % n)]
 
 
 def test_large_bodies_back_to_back_arrive_exact(raw):
