@@ -78,7 +78,8 @@ class Message:
         what subscribers see in MESSAGE frames.
     @ivar headers: the producer's headers that travel with the message,
         C{destination} first.
-    @ivar body: the body bytes.
+    @ivar body: the body bytes (a C{bytes}, or a C{bytearray} that nothing
+        changes: see L{stompd.codec.frame.Frame.body}).
     @ivar delivery_count: how often it was written to a consumer; the store
         keeps it.
     @ivar expires_at: broker-clock time after which it is never delivered,

@@ -23,7 +23,10 @@ class Frame:
     @ivar headers: the headers, in wire order, unescaped. When a header was
         repeated on the wire, only its first value is here. The dict is
         used as given, not copied.
-    @ivar body: the body bytes, without the terminating NUL.
+    @ivar body: the body bytes, without the terminating NUL: a C{bytes}, or,
+        for a large body the parser received in place, the C{bytearray} it
+        was received into, which nothing changes after (copying it into a
+        C{bytes} would cost as much as receiving it).
     """
 
     __slots__ = ("command", "headers", "body")

@@ -388,8 +388,9 @@ class FrameParser:
             self._fail_missing_nul(length)
         if version != self._version:
             command, headers = self._parse_head(self._body_head, 0, head_size, self._version)
-        # The one copy of the body in the parser: into an immutable bytes.
-        body = bytes(self._body)
+        # The buffer it was received into is the body, not copied into a
+        # bytes: nothing changes it from here on (see L{Frame.body}).
+        body = self._body
         self._body = self._body_view = None
         self._body_head = b""
         self._pending = None

@@ -129,6 +129,30 @@ class TestLargeBodies:
             frames += drain(parser)
         assert frames == LARGE_FRAMES
 
+    def test_body_received_into_its_buffer_is_not_copied(self):
+        """
+        A transport receives the rest of the body straight into
+        L{FrameParser.body_buffer}: the frame's body is that buffer, with
+        the bytes as sent, and the frames after it come through as usual.
+        """
+        start = LARGE_STREAM.index(LARGE_BODY)
+        parser = FrameParser()
+        parser.feed(LARGE_STREAM[: start + 1000])
+        assert drain(parser) == LARGE_FRAMES[:1]
+        rest = memoryview(LARGE_STREAM)[start + 1000 :]
+        into = parser.body_buffer()
+        buffer = into.obj
+        while into is not None:
+            count = min(len(into), 70_000)
+            into[:count] = rest[:count]
+            rest = rest[count:]
+            parser.body_filled(count)
+            into = parser.body_buffer()
+        parser.feed(bytes(rest))
+        frames = drain(parser)
+        assert frames == LARGE_FRAMES[1:]
+        assert frames[0].body is buffer
+
     def test_split_around_the_end_of_the_body(self):
         body_end = LARGE_STREAM.index(b"\x00end") + 4
         for split in range(body_end - 3, body_end + 4):
