@@ -1251,7 +1251,7 @@ def large_consumer_worker(name, wctx, opts):
 def scenario_large(args, run_id, subscribers=0):
     """1 producer of large bodies -> 1 queue consumer (``large``), or -> ``subscribers``
     topic subscribers (``large-fanout``); reports MB/s delivered."""
-    count = args.messages or args.large_messages
+    count = args.messages or (args.large_fanout_messages if subscribers else args.large_messages)
     scenario = "large-fanout" if subscribers else "large"
     destination = ("/topic/bench.%s.%s" if subscribers else "/queue/bench.%s.%s") % (scenario, run_id)
     base = dict(base_opts(args), body_bytes=args.large_bytes, large_receipt_every=args.large_receipt_every,
@@ -1414,8 +1414,10 @@ def parse_args(argv):
     p.add_argument("--queue-messages", type=int, default=40000,
                    help="messages the queue producers send in all (default 40000)")
     p.add_argument("--subscribers", type=int, default=10, help="fanout subscribers (default 10)")
-    p.add_argument("--large-messages", type=int, default=500,
-                   help="messages of the large scenarios (default 500)")
+    p.add_argument("--large-messages", type=int, default=2000,
+                   help="messages of the large scenario (default 2000)")
+    p.add_argument("--large-fanout-messages", type=int, default=500,
+                   help="messages of the large-fanout scenario, each to every subscriber (default 500)")
     p.add_argument("--large-bytes", type=int, default=LARGE_BYTES,
                    help="body size of the large scenarios (default 1 MiB)")
     p.add_argument("--large-receipt-every", type=int, default=4,
@@ -1450,7 +1452,8 @@ def parse_args(argv):
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per scenario on stdout (text goes to stderr)")
     args = p.parse_args(argv)
-    for name in ("messages", "fanout_messages", "queue_messages", "subscribers", "producers",
+    for name in ("messages", "fanout_messages", "queue_messages", "large_messages", "large_fanout_messages",
+                 "subscribers", "producers",
                  "consumers", "prefetch", "receipt_every", "max_outstanding", "batch"):
         value = getattr(args, name)
         if value is not None and value < 1:
