@@ -118,6 +118,18 @@ class StoreContract:
         assert list(got.headers) == list(headers)
 
     @pytest_twisted.ensureDeferred
+    async def test_large_body_received_in_place_comes_back_exactly(self, store):
+        """
+        A large body the parser received in place is the C{bytearray} it
+        was received into (L{stompd.codec.frame.Frame.body}); a store keeps
+        its bytes as it keeps a C{bytes} body.
+        """
+        body = bytearray(bytes(range(256)) * 1024)
+        await store.enqueue(QUEUE, [Message("large", QUEUE, {"destination": QUEUE}, body)])
+        [got] = await store.reserve(QUEUE, 1, 0.0, DEFAULT_POLICY)
+        assert (got.id, bytes(got.body)) == ("large", bytes(range(256)) * 1024)
+
+    @pytest_twisted.ensureDeferred
     async def test_reserve_counts_and_times_deliveries(self, store):
         await store.enqueue(QUEUE, [message(1)])
         [first] = await store.reserve(QUEUE, 1, 5.0, DEFAULT_POLICY)
