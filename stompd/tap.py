@@ -332,9 +332,30 @@ def _make_connector(connector, config: Config, reactor):
     return plugins.create(plugins.CONNECTORS, connector.type, IConnector, config, reactor, table, where)
 
 
+# Connections the kernel holds for a listener until the broker accepts
+# them. Twisted's default of 50 is soon full when many clients connect at
+# once (all of them again after a restart, a pool opening): the kernel then
+# drops their SYNs, and each tries again only a second or more later. The
+# kernel caps it at net.core.somaxconn; an endpoint's own backlog= wins.
+LISTEN_BACKLOG = 4096
+_BACKLOG_ENDPOINTS = ("tcp", "tcp6", "ssl", "unix")
+
+
+def with_backlog(description: str) -> str:
+    """
+    The endpoint string C{description} with C{backlog=}L{LISTEN_BACKLOG}
+    added, for an endpoint type that takes one and a string that does not
+    give one.
+    """
+    kind = description.split(":", 1)[0]
+    if kind not in _BACKLOG_ENDPOINTS or "backlog=" in description:
+        return description
+    return f"{description}:backlog={LISTEN_BACKLOG}"
+
+
 def _listen(parent: MultiService, reactor, description: str, source: str, factory, client_certificates=None) -> None:
     try:
-        endpoint = serverFromString(reactor, description)
+        endpoint = serverFromString(reactor, with_backlog(description))
         if client_certificates is not None:
             endpoint = ask_for_client_certificates(endpoint, *client_certificates)
     except Exception as e:

@@ -1,17 +1,23 @@
 """
 The service tree's start order: the broker's store is ready before any
-listener accepts a client, and a store that cannot start ends start-up.
+listener accepts a client, and a store that cannot start ends start-up;
+and what a listener holds before it accepts.
 """
 
 import gc
+import select
+import socket
+import time
 
 import pytest
-from twisted.application.service import Service
+import pytest_twisted
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
 from stompd.errors import ConfigError
-from stompd.tap import GC_YOUNG_THRESHOLD, OrderedStartService, collect_less
+from stompd.tap import GC_YOUNG_THRESHOLD, OrderedStartService, _listen, collect_less, with_backlog
 
 
 class Recorded(Service):
@@ -83,3 +89,55 @@ def test_the_collector_runs_less_often_and_skips_what_start_up_made(collector_re
     cycle.append(cycle)
     del cycle
     assert gc.collect() >= 1
+
+
+@pytest.mark.parametrize(
+    "description, expected",
+    [
+        ("tcp:61613", "tcp:61613:backlog=4096"),
+        ("tcp:port=0:interface=127.0.0.1", "tcp:port=0:interface=127.0.0.1:backlog=4096"),
+        ("unix:/run/stompd.sock", "unix:/run/stompd.sock:backlog=4096"),
+        ("tcp:61613:backlog=10", "tcp:61613:backlog=10"),
+        ("systemd:domain=INET:index=0", "systemd:domain=INET:index=0"),
+    ],
+)
+def test_listeners_get_a_deep_backlog_unless_they_say(description, expected):
+    assert with_backlog(description) == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_connections_waits_to_be_accepted_rather_than_dropped():
+    """
+    Far more than Twisted's default backlog of 50 clients connect while the
+    broker accepts none: the kernel completes every handshake and holds
+    them, instead of dropping SYNs that the clients would send again only a
+    second later.
+    """
+    from twisted.internet import reactor
+
+    parent = MultiService()
+    _listen(parent, reactor, "tcp:0:interface=127.0.0.1", "test", Factory.forProtocol(Protocol))
+    [listening] = parent.services
+    listening.startService()
+    port = await listening._waitingForPort
+    port.stopReading()
+    clients = []
+    # The kernel caps a backlog at net.core.somaxconn (4096 by default).
+    with open("/proc/sys/net/core/somaxconn") as limit:
+        count = min(300, int(limit.read()))
+    try:
+        for _ in range(count):
+            client = socket.socket()
+            client.setblocking(False)
+            client.connect_ex(("127.0.0.1", port.getHost().port))
+            clients.append(client)
+        waiting = list(clients)
+        deadline = time.monotonic() + 0.5
+        while waiting and time.monotonic() < deadline:
+            _, connected, _ = select.select([], waiting, [], deadline - time.monotonic())
+            waiting = [client for client in waiting if client not in connected]
+        assert not waiting, f"{len(waiting)} of {len(clients)} connections not established"
+    finally:
+        for client in clients:
+            client.close()
+        await port.stopListening()
