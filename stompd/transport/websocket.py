@@ -240,7 +240,7 @@ class StompWebSocketProtocol(WebSocketServerProtocol):
         if type(self.transport) is tcp.Server:
             # As for STOMP over TCP: what the session writes is sent at once,
             # and a large body is never copied into a joined buffer.
-            self.transport.__class__ = SendingServer
+            SendingServer.adopt(self.transport)
         factory = self.factory
         self.session = StompSession(
             factory.broker, WebSocketPipe(self), heart_beat_grace=factory.heart_beat_grace, kind="websocket"
