@@ -165,10 +165,11 @@ def _drop_sent(parts: list, sent: int) -> None:
 
 class LargeBodyServer(SendingServer):
     """
-    A L{SendingServer} for STOMP over TCP, which also receives a large
-    message body straight into its buffer (L{StompSession.receive_buffer})
-    rather than in 64 KiB reads copied there, and closes a connection only
-    once the client has received what was sent (see L{_postLoseConnection}).
+    A L{SendingServer} for STOMP over TCP, which also hands what it reads
+    to the session itself, receives a large message body straight into
+    its buffer (L{StompSession.receive_buffer}) rather than in 64 KiB reads
+    copied there, and closes a connection only once the client has
+    received what was sent (see L{_postLoseConnection}).
     """
 
     def _unsent_in_kernel(self) -> int:
@@ -209,8 +210,8 @@ class LargeBodyServer(SendingServer):
         self.connectionLost(Failure(error.ConnectionDone()))
 
     def doRead(self):
-        # Straight to the session, not through the protocol's forwarders
-        # and Twisted's layers of calls: a frame arrives a few calls sooner.
+        # Not through the protocol's forwarder and Twisted's layers of
+        # calls: a frame reaches the session a few calls sooner.
         session = self.protocol.session
         into = session.receive_buffer()
         try:
