@@ -1,16 +1,23 @@
 """
 The plain TCP server transport a STOMP or WebSocket connection is made one
-of (L{SendingServer.adopt}), over real loopback sockets.
+of (L{SendingServer.adopt}), and STOMP's reads of large bodies
+(L{LargeBodyServer}), over real loopback sockets.
 """
 
+import fcntl
+import select
 import socket
+import struct
+import termios
 
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 
-from stompd.transport.tcp import SendingServer
+from stompd.testing.harness import make_broker
+from stompd.transport.tcp import LargeBodyServer, SendingServer, StompFactory
 
 
 class Adopting(Protocol):
@@ -41,4 +48,97 @@ async def test_adopted_transports_share_the_client_address_and_still_tell_it():
     finally:
         for client in clients:
             client.close()
+        await port.stopListening()
+
+
+class RecordingStompFactory(StompFactory):
+    """A broker's TCP factory that keeps the protocols it makes."""
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.made = []
+
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        self.made.append(protocol)
+        return protocol
+
+
+async def frame_from(sock: socket.socket) -> bytes:
+    """The next frame C{sock} receives (at most 5 s), the reactor running meanwhile."""
+    data = b""
+    for _ in range(500):
+        if not readable(sock):
+            await deferLater(reactor, 0.01, lambda: None)
+            continue
+        chunk = sock.recv(65536)
+        assert chunk, "the broker closed the connection"
+        data += chunk
+        if data.endswith(b"\x00"):
+            return data.lstrip(b"\n")
+    raise AssertionError(f"no whole frame in 5 s, only {data!r}")
+
+
+def already_sent(sock: socket.socket) -> bytes:
+    """What the broker has sent C{sock} so far (without the reactor running again)."""
+    return sock.recv(65536) if readable(sock) else b""
+
+
+def readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+async def held_by_kernel(transport, size: int) -> None:
+    """Wait (at most 5 s) until C{transport}'s socket holds C{size} unread bytes."""
+    for _ in range(500):
+        waiting = struct.unpack("i", fcntl.ioctl(transport.socket.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        if waiting >= size:
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"only {waiting} of {size} bytes reached the broker's socket")
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_read_event_handles_a_large_body_and_what_follows_it():
+    """
+    A SEND whose large body the kernel already holds whole is handled in
+    one turn of the reactor (one doRead): the rest of its body is read
+    straight after its head, then its NUL, and its RECEIPT is sent. One
+    whose body has not all arrived waits for a later turn.
+    """
+    factory = RecordingStompFactory(make_broker())
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    # Room in the broker's socket for a whole frame before it reads.
+    port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    client = socket.create_connection(("127.0.0.1", port.getHost().port))
+    # Never waits long: the broker does not read while the test writes.
+    client.settimeout(5)
+    try:
+        client.sendall(b"CONNECT\naccept-version:1.2\nlogin:guest\npasscode:guest\n\n\x00")
+        assert (await frame_from(client)).startswith(b"CONNECTED\n")
+        transport = factory.made[0].transport
+        assert isinstance(transport, LargeBodyServer)
+        transport.stopReading()
+        # Large enough to be received in place after the first 64 KiB read.
+        body = bytes(range(256)) * 520
+        first, second = (
+            b"SEND\ndestination:/queue/big\ncontent-length:%d\nreceipt:%d\n\n%s\x00" % (len(body), n, body)
+            for n in (1, 2)
+        )
+        client.sendall(first)
+        await held_by_kernel(transport, len(first))
+        transport.doRead()
+        # Sent during that turn: there before the reactor runs again.
+        assert already_sent(client) == b"RECEIPT\nreceipt-id:1\n\n\x00"
+        part = len(second) - 60000
+        client.sendall(second[:part])
+        await held_by_kernel(transport, part)
+        transport.doRead()
+        assert already_sent(client) == b""
+        client.sendall(second[part:])
+        await held_by_kernel(transport, 60000)
+        transport.doRead()
+        assert already_sent(client) == b"RECEIPT\nreceipt-id:2\n\n\x00"
+    finally:
+        client.close()
         await port.stopListening()
