@@ -14,8 +14,8 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 
+from stompd.testing.discovery_contract import eventually
 from stompd.testing.harness import make_broker
 from stompd.transport.tcp import LargeBodyServer, SendingServer, StompFactory
 
@@ -65,18 +65,14 @@ class RecordingStompFactory(StompFactory):
 
 
 async def frame_from(sock: socket.socket) -> bytes:
-    """The next frame C{sock} receives (at most 5 s), the reactor running meanwhile."""
+    """The next frame C{sock} receives (each part within 5 s), the reactor running meanwhile."""
     data = b""
-    for _ in range(500):
-        if not readable(sock):
-            await deferLater(reactor, 0.01, lambda: None)
-            continue
+    while not data.endswith(b"\x00"):
+        assert await eventually(lambda: readable(sock), 5), f"no whole frame in 5 s, only {data!r}"
         chunk = sock.recv(65536)
         assert chunk, "the broker closed the connection"
         data += chunk
-        if data.endswith(b"\x00"):
-            return data.lstrip(b"\n")
-    raise AssertionError(f"no whole frame in 5 s, only {data!r}")
+    return data.lstrip(b"\n")
 
 
 def already_sent(sock: socket.socket) -> bytes:
@@ -88,14 +84,9 @@ def readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
 
 
-async def held_by_kernel(transport, size: int) -> None:
-    """Wait (at most 5 s) until C{transport}'s socket holds C{size} unread bytes."""
-    for _ in range(500):
-        waiting = struct.unpack("i", fcntl.ioctl(transport.socket.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-        if waiting >= size:
-            return
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError(f"only {waiting} of {size} bytes reached the broker's socket")
+def unread(transport) -> int:
+    """Bytes C{transport}'s socket holds that the broker has not read."""
+    return struct.unpack("i", fcntl.ioctl(transport.socket.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 @pytest_twisted.ensureDeferred
@@ -126,17 +117,17 @@ async def test_one_read_event_handles_a_large_body_and_what_follows_it():
             for n in (1, 2)
         )
         client.sendall(first)
-        await held_by_kernel(transport, len(first))
+        assert await eventually(lambda: unread(transport) >= len(first), 5)
         transport.doRead()
         # Sent during that turn: there before the reactor runs again.
         assert already_sent(client) == b"RECEIPT\nreceipt-id:1\n\n\x00"
         part = len(second) - 60000
         client.sendall(second[:part])
-        await held_by_kernel(transport, part)
+        assert await eventually(lambda: unread(transport) >= part, 5)
         transport.doRead()
         assert already_sent(client) == b""
         client.sendall(second[part:])
-        await held_by_kernel(transport, 60000)
+        assert await eventually(lambda: unread(transport) >= 60000, 5)
         transport.doRead()
         assert already_sent(client) == b"RECEIPT\nreceipt-id:2\n\n\x00"
     finally:
