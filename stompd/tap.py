@@ -28,6 +28,7 @@ from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMess
 from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose, set_level
 from stompd.management.site import make_management_site
 from stompd.systemd import SystemdNotifier
+from stompd.transport.reactor import DirectReadReactor
 from stompd.transport.tcp import StompFactory
 from stompd.transport.tls import ask_for_client_certificates, load_ca_certificates
 from stompd.transport.web import make_site
@@ -377,6 +378,10 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
     """
     if reactor is None:
         from twisted.internet import reactor
+
+        # The global reactor, as twistd installed it: a read event reaches
+        # its connection sooner.
+        DirectReadReactor.adopt(reactor)
     config = options["stompd-config"]
     log.info("Configuration: {path}", path=options.get("config") or "none (built-in defaults)")
     if not config.node_id:
