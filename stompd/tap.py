@@ -24,6 +24,7 @@ from stompd import plugins
 from stompd.broker.service import BrokerService
 from stompd.config import Config, LoggingConfig, load_config
 from stompd.errors import ConfigError
+from stompd.heap import keep_freed_buffers
 from stompd.interfaces import IAuthenticator, IConnector, IDiscoveryAgent, IMessageStore
 from stompd.logs import CONFIGURED_OBSERVER, FORMATS, LEVELS, choose, set_level
 from stompd.management.site import make_management_site
@@ -382,6 +383,9 @@ def makeService(options: Options, reactor=None) -> OrderedStartService:
         # The global reactor, as twistd installed it: a read event reaches
         # its connection sooner.
         DirectReadReactor.adopt(reactor)
+        # This process's: large bodies' buffers are reused, not faulted in
+        # afresh for each body.
+        keep_freed_buffers()
     config = options["stompd-config"]
     log.info("Configuration: {path}", path=options.get("config") or "none (built-in defaults)")
     if not config.node_id:
