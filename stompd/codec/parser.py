@@ -7,8 +7,10 @@ hot path, so the work per frame is a handful of C-level searches and slices,
 never a Python loop over bytes.
 """
 
+import ctypes
 import functools
 import re
+import sys
 from itertools import islice
 from typing import NoReturn
 
@@ -48,6 +50,28 @@ _DEFAULT_LIMITS = Limits()
 # received straight into it when its length is known, instead of growing
 # the stream buffer (and copying it as it grows) until the body is all there.
 _BODY_IN_PLACE_FROM = 64 * 1024
+
+
+if sys.implementation.name == "cpython":
+    # The C API's constructor, given no bytes to copy, leaves the buffer's
+    # bytes as they were (a prototype of our own: pythonapi's function
+    # object is shared by everyone in the process).
+    _uncleared_bytearray = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
+        ("PyByteArray_FromStringAndSize", ctypes.pythonapi)
+    )
+
+    def _new_body(length: int) -> bytearray:
+        """
+        A buffer of C{length} bytes for a body to be received into, its
+        bytes not cleared first, as C{bytearray(length)} clears them, a
+        megabyte at a time for a 1 MiB body: nothing reads them before they
+        are received, a body received in place being handed out only once
+        all C{length} bytes of it have come.
+        """
+        return _uncleared_bytearray(None, length)
+
+else:
+    _new_body = bytearray
 
 
 class FrameParser:
@@ -318,7 +342,7 @@ class FrameParser:
         if length is None:
             self._body = bytearray(buffer[body_start:end])
         else:
-            self._body = bytearray(length)
+            self._body = _new_body(length)
             self._body_view = memoryview(self._body)
             self._body_view[:received] = buffer[body_start:end]
         self._body_received = received
