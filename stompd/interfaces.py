@@ -398,6 +398,15 @@ class IDeliveryTarget(Interface):
         broker; never fails (a target that cannot take more closes itself).
         """
 
+    def room():
+        """
+        Whether a topic's publisher should wait for this target before it
+        publishes more: C{None} if not, else a Deferred that fires when it
+        should go on (the client has read what waited for it, or the target
+        gave up waiting for it). Asked by the broker after delivering a
+        topic message to a target that is not C{writable}.
+        """
+
 
 class IBrokerFacade(Interface):
     """

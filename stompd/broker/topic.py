@@ -2,7 +2,7 @@
 Topic fan-out: every current subscriber of a matching name gets each message.
 """
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 
 from stompd.broker.destination import compile_pattern, is_pattern
 from stompd.broker.metrics import DestinationCounts
@@ -122,14 +122,16 @@ class TopicExchange:
         subscription.unacked.clear()
         return succeed(None)
 
-    def publish(self, name: str, message, here: bool = True) -> int:
+    def publish(self, name: str, message, here: bool = True) -> Deferred | None:
         """
         Hand C{message} to every subscriber of topic C{name}, in subscription
         order.
 
         @param here: whether it was published on this node (not another
             node's, passed on by a shared store), for the counts.
-        @return: how many subscribers it went to.
+        @return: C{None}, or a Deferred firing when the publisher may go on,
+            if a subscriber that fell behind asks it to wait
+            (L{IDeliveryTarget.room}).
         """
         # A copy: a delivery may close a slow subscriber, which unsubscribes.
         subscribers = self._subscriptions.matching(name)
@@ -137,6 +139,7 @@ class TopicExchange:
         if counts is None and len(self.counts) < TOPIC_COUNTS_LIMIT:
             counts = self.counts[name] = DestinationCounts()
         refused = 0
+        rooms = None
         for subscription in subscribers:
             if subscription.read_check is not None and not subscription.read_check(message.destination):
                 refused += 1
@@ -146,11 +149,18 @@ class TopicExchange:
                 unacked[message.id] = message
                 if len(unacked) > TOPIC_UNACKED_LIMIT:
                     unacked.popitem(last=False)
-            subscription.target.deliver(subscription, message)
+            target = subscription.target
+            target.deliver(subscription, message)
+            if not target.writable:
+                room = target.room()
+                if room is not None:
+                    rooms = [room] if rooms is None else rooms + [room]
         if counts is not None:
             counts.published += here
             counts.delivered += len(subscribers) - refused
-        return len(subscribers)
+        if rooms is None:
+            return None
+        return rooms[0] if len(rooms) == 1 else DeferredList(rooms)
 
     def wake(self) -> None:
         """

@@ -226,7 +226,11 @@ class VirtualHost:
         return connector
 
     def _publish_topic(self, found: Route, message: Message, on_full) -> Deferred | None:
-        self.topics.publish(found.key, message)
+        room = self.topics.publish(found.key, message)
+        if room is not None and on_full is not None:
+            # A subscriber fell far behind: the publisher waits for it, as
+            # for a full queue.
+            on_full(room)
         # Other nodes sharing the store deliver it to their subscribers; a
         # store of one node has nobody to hand it to.
         shared = self._store.publish(self.name, found.key, message) if self._store.shared else None

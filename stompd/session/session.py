@@ -48,6 +48,12 @@ _STORED_COMMANDS = ("SEND", "ACK", "NACK")
 MAX_UNCONFIRMED = 256
 RESUME_UNCONFIRMED = MAX_UNCONFIRMED // 2
 
+# The most seconds a topic's publisher waits, once, for a subscriber with
+# more than half of [limits] max-buffered waiting to drain it (L{room}):
+# one that reads, however slowly, sets the pace; one that has stopped
+# reading is left behind, and disconnected at max-buffered.
+SUBSCRIBER_PATIENCE = 2.0
+
 
 class _Unconfirmed:
     """
@@ -240,6 +246,7 @@ class StompSession:
         "_reading_paused",
         "_registered",
         "_room",
+        "_drained",
         "_transaction_bytes",
         "_transactions",
         "_unconfirmed",
@@ -314,6 +321,8 @@ class StompSession:
         self._unconfirmed_room: Deferred | None = None
         # Fires when a queue an earlier SEND filled has room again.
         self._room: Deferred | None = None
+        # Fires when the client has read what waited for it (see room()).
+        self._drained: Deferred | None = None
         self._reading_paused = False
         self._closing = False
         self._gone = False
@@ -498,8 +507,11 @@ class StompSession:
         return DeferredList(waits).addCallback(ready)
 
     def _queue_full(self, room: Deferred) -> None:
-        # A SEND filled a queue: the next frame waits for room.
-        self._room = room
+        # A SEND filled a queue, or left a topic's subscriber far behind:
+        # the next frame waits for room (in each, when several SENDs of one
+        # read did).
+        waiting = self._room
+        self._room = room if waiting is None or waiting.called else DeferredList([waiting, room])
 
     def _stored_in_order(self, frame: Frame, storing: Deferred | None):
         """
@@ -679,9 +691,7 @@ class StompSession:
             self._heart_beats.sent()
         if not self.writable:
             self._paused_bytes += size
-            buffered_bytes = getattr(self.transport, "buffered_bytes", None)
-            waiting = self._paused_bytes if buffered_bytes is None else buffered_bytes()
-            if waiting > self.config.limits.max_buffered:
+            if self._waiting_bytes() > self.config.limits.max_buffered:
                 self.log.warn("Disconnecting slow consumer {session}", session=self.session_id)
                 self._fail(
                     StompError(
@@ -690,6 +700,42 @@ class StompSession:
                         "connection to read them.",
                     )
                 )
+
+    def _waiting_bytes(self) -> int:
+        """
+        Bytes written to a paused transport that the client has not read:
+        what waits in the transport, where it says (plain TCP); else what
+        was written since it paused.
+        """
+        buffered_bytes = getattr(self.transport, "buffered_bytes", None)
+        return self._paused_bytes if buffered_bytes is None else buffered_bytes()
+
+    def room(self) -> Deferred | None:
+        """
+        Whether a topic's publisher should wait for this subscriber; see
+        L{IDeliveryTarget.room}. It waits while more than half of C{[limits]
+        max-buffered} waits to be read, until the client has read it all
+        (L{resumeProducing}) or, once in each pause, for at most
+        L{SUBSCRIBER_PATIENCE} seconds.
+        """
+        if self.writable or self._closing or self._waiting_bytes() <= self.config.limits.max_buffered // 2:
+            return None
+        drained = self._drained
+        if drained is None:
+            drained = self._drained = Deferred()
+            # Patience spent, the Deferred has fired and stays: publishers
+            # stop waiting for this client until it reads again.
+            drained.addTimeout(SUBSCRIBER_PATIENCE, self.clock, onTimeoutCancel=lambda result, timeout: None)
+        elif drained.called:
+            return None
+        return drained
+
+    def _release_publishers(self) -> None:
+        drained = self._drained
+        if drained is not None:
+            self._drained = None
+            if not drained.called:
+                drained.callback(None)
 
     def pauseProducing(self) -> None:
         """
@@ -709,6 +755,7 @@ class StompSession:
         if self._closing:
             return
         self.writable = True
+        self._release_publishers()
         for subscription in list(self.subscriptions.values()):
             self.vhost.wake(subscription)
 
@@ -743,6 +790,7 @@ class StompSession:
     def _close(self) -> None:
         self._closing = True
         self.writable = False
+        self._release_publishers()
         # What the client held goes to others now, not once the connection
         # is finally gone: a client that stopped reading (or died) may hold
         # it for close-timeout more.
@@ -818,6 +866,7 @@ class StompSession:
         self._gone = True
         self._closing = True
         self.writable = False
+        self._release_publishers()
         for timer in (self._connect_timer, self._abort_timer):
             if timer is not None and timer.active():
                 timer.cancel()
