@@ -1,10 +1,12 @@
 """
 Flow control over real sockets: a consumer that stops reading does not hold
-up the others, a topic subscriber that never reads is disconnected, and a
-publisher to a full queue is slowed down until the queue drains.
+up the others, a topic subscriber that never reads is disconnected while one
+that reads slowly slows the publisher down, and a publisher to a full queue
+is slowed down until the queue drains.
 """
 
 import socket
+import threading
 import time
 from types import SimpleNamespace
 
@@ -105,6 +107,32 @@ def test_slow_topic_subscriber_is_disconnected(flooded_topic):
     assert len(frames) - 1 < total
     assert stalled.is_closed(timeout=5)
     assert not producer.collector.errors and not reader.collector.errors
+
+
+def test_a_topic_subscriber_that_reads_slowly_sets_the_publishers_pace(start_broker, connect, unique, raw, publish_large):
+    broker = start_broker("[limits]\nmax-buffered = 262144\n")
+    topic = unique("/topic/paced.")
+    slow = stalled_subscriber(raw, broker.port, topic)
+    producer = connect(port=broker.port)
+    # 600 messages of 16 KiB, 9.8 MB, more than the kernel and max-buffered
+    # hold for a client together, sent as fast as the broker reads them...
+    total = 600
+    publishing = threading.Thread(target=publish_large, args=(producer, topic, total, 60.0))
+    publishing.start()
+    # ...to a subscriber reading a frame every few milliseconds.
+    read = []
+    deadline = time.monotonic() + 60
+    while len(read) < total and time.monotonic() < deadline:
+        frame = slow.read_frame(timeout=5.0)
+        assert frame is not None and frame.command == "MESSAGE", frame
+        read.append(int(frame.headers["n"]))
+        time.sleep(0.003)
+    publishing.join(timeout=30)
+    # It was never cut off, and has every message, in order.
+    assert read == list(range(total))
+    assert not publishing.is_alive()
+    assert "published" in producer.collector.receipts
+    assert not producer.collector.errors
 
 
 def test_publisher_waits_while_queue_is_above_high_water_mark(start_broker, connect, subscribe, unique):
