@@ -319,7 +319,8 @@ class StompSession:
         self._unconfirmed: deque[_Unconfirmed] | tuple = ()
         # Fires once few enough frames are being stored to read on.
         self._unconfirmed_room: Deferred | None = None
-        # Fires when a queue an earlier SEND filled has room again.
+        # Fires when a queue an earlier SEND filled has room again, or a
+        # topic subscriber it left far behind has caught up.
         self._room: Deferred | None = None
         # Fires when the client has read what waited for it (see room()).
         self._drained: Deferred | None = None

@@ -4,9 +4,12 @@ The session on an in-memory transport and a fake clock.
 
 import pytest
 from twisted.internet.testing import StringTransport
+from zope.interface.verify import verifyObject
 
 from stompd.broker.message import LARGE_BODY
 from stompd.config import Config, HeartBeatConfig, parse_config
+from stompd.interfaces import IDeliveryTarget
+from stompd.session.session import SUBSCRIBER_PATIENCE
 from stompd.storage.memory import MemoryStore
 from stompd.testing.harness import LOCAL_PEER, FakeClient, SlowStore, make_broker
 
@@ -409,6 +412,12 @@ def _receipts(client):
     return [f.headers["receipt-id"] for f in client.frames() if f.command == "RECEIPT"]
 
 
+def test_a_session_is_a_delivery_target():
+    client = FakeClient(make_broker())
+    client.connect()
+    assert verifyObject(IDeliveryTarget, client.session)
+
+
 def test_a_topic_publisher_waits_for_a_subscriber_far_behind_until_it_reads():
     broker, subscriber, producer = _topic_with_a_paused_subscriber()
     subscriber.transport.waiting = 40000
@@ -436,8 +445,6 @@ def test_a_topic_publisher_waits_for_a_subscriber_far_behind_until_it_reads():
 
 
 def test_a_subscriber_that_stops_reading_holds_its_topic_up_only_for_a_while():
-    from stompd.session.session import SUBSCRIBER_PATIENCE
-
     broker, subscriber, producer = _topic_with_a_paused_subscriber()
     subscriber.transport.waiting = 60000
     producer.send("SEND", {"destination": "/topic/stream", "receipt": "r0"}, b"x" * 20000)
