@@ -25,10 +25,10 @@ MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 
 
-def keep_freed_buffers(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
+def keep_freed_buffers() -> bool:
     """
-    Set the C allocator to serve buffers smaller than C{mmap_threshold}
-    bytes from its heap, and to keep up to C{trim_threshold} bytes of freed
+    Set the C allocator to serve buffers smaller than L{MMAP_THRESHOLD}
+    bytes from its heap, and to keep up to L{TRIM_THRESHOLD} bytes of freed
     heap for reuse rather than return them to the kernel. Called once by
     C{twistd stompd} at start-up; affects the whole process.
 
@@ -43,4 +43,4 @@ def keep_freed_buffers(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

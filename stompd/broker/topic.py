@@ -154,7 +154,9 @@ class TopicExchange:
             if not target.writable:
                 room = target.room()
                 if room is not None:
-                    rooms = [room] if rooms is None else rooms + [room]
+                    if rooms is None:
+                        rooms = []
+                    rooms.append(room)
         if counts is not None:
             counts.published += here
             counts.delivered += len(subscribers) - refused

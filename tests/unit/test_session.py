@@ -375,7 +375,12 @@ class CountingTransport(StringTransport):
         return self.waiting
 
 
-def test_a_slow_consumer_is_judged_by_what_waits_in_its_transport():
+def _topic_with_a_paused_subscriber():
+    """
+    A broker with C{max-buffered} of 100,000 bytes, a subscriber of
+    C{/topic/stream} whose transport has paused it (and says as much waits
+    in it as the test sets), and a producer.
+    """
     broker = make_broker(parse_config("[limits]\nmax-buffered = 100000\n"))
     subscriber = FakeClient(broker, transport=CountingTransport(peerAddress=LOCAL_PEER))
     subscriber.connect()
@@ -383,33 +388,34 @@ def test_a_slow_consumer_is_judged_by_what_waits_in_its_transport():
     producer = FakeClient(broker)
     producer.connect()
     subscriber.session.pauseProducing()
-    # A client that reads on but whose buffer never empties between
-    # messages: more than max-buffered written while paused, little waiting.
-    subscriber.transport.waiting = 20000
-    for _ in range(10):
-        producer.send("SEND", {"destination": "/topic/stream"}, b"x" * 20000)
-        subscriber.received()
-    assert not subscriber.closed
-    # Then it stops reading.
-    subscriber.transport.waiting = 100001
-    producer.send("SEND", {"destination": "/topic/stream"}, b"x" * 20000)
-    assert subscriber.closed
-    assert [f.headers["message"] for f in subscriber.frames() if f.command == "ERROR"] == ["slow consumer"]
-
-
-def _topic_with_a_paused_subscriber(destination="/topic/stream"):
-    broker = make_broker(parse_config("[limits]\nmax-buffered = 100000\n"))
-    subscriber = FakeClient(broker, transport=CountingTransport(peerAddress=LOCAL_PEER))
-    subscriber.connect()
-    subscriber.send("SUBSCRIBE", {"destination": destination, "id": "s"})
-    producer = FakeClient(broker)
-    producer.connect()
-    subscriber.session.pauseProducing()
     return broker, subscriber, producer
+
+
+def _publish(producer, receipt=None):
+    headers = {"destination": "/topic/stream"}
+    if receipt is not None:
+        headers["receipt"] = receipt
+    producer.send("SEND", headers, b"x" * 20000)
 
 
 def _receipts(client):
     return [f.headers["receipt-id"] for f in client.frames() if f.command == "RECEIPT"]
+
+
+def test_a_slow_consumer_is_judged_by_what_waits_in_its_transport():
+    _, subscriber, producer = _topic_with_a_paused_subscriber()
+    # A client that reads on but whose buffer never empties between
+    # messages: more than max-buffered written while paused, little waiting.
+    subscriber.transport.waiting = 20000
+    for _ in range(10):
+        _publish(producer)
+        subscriber.received()
+    assert not subscriber.closed
+    # Then it stops reading.
+    subscriber.transport.waiting = 100001
+    _publish(producer)
+    assert subscriber.closed
+    assert [f.headers["message"] for f in subscriber.frames() if f.command == "ERROR"] == ["slow consumer"]
 
 
 def test_a_session_is_a_delivery_target():
@@ -421,13 +427,13 @@ def test_a_session_is_a_delivery_target():
 def test_a_topic_publisher_waits_for_a_subscriber_far_behind_until_it_reads():
     broker, subscriber, producer = _topic_with_a_paused_subscriber()
     subscriber.transport.waiting = 40000
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r0"}, b"x" * 20000)
+    _publish(producer, "r0")
     assert _receipts(producer) == ["r0"]
     # More than half of max-buffered waits: what the publisher sends next
     # is not handled until the subscriber has read it.
     subscriber.transport.waiting = 60000
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r1"}, b"x" * 20000)
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r2"}, b"x" * 20000)
+    _publish(producer, "r1")
+    _publish(producer, "r2")
     assert _receipts(producer) == ["r1"]
     # Another topic's publisher is not held up.
     other = FakeClient(broker)
@@ -440,35 +446,34 @@ def test_a_topic_publisher_waits_for_a_subscriber_far_behind_until_it_reads():
     subscriber.session.resumeProducing()
     assert _receipts(producer) == ["r2"]
     assert not subscriber.closed
-    bodies = [f for f in subscriber.frames() if f.command == "MESSAGE"]
-    assert len(bodies) == 3
+    assert [f.command for f in subscriber.frames()].count("MESSAGE") == 3
 
 
 def test_a_subscriber_that_stops_reading_holds_its_topic_up_only_for_a_while():
     broker, subscriber, producer = _topic_with_a_paused_subscriber()
     subscriber.transport.waiting = 60000
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r0"}, b"x" * 20000)
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r1"}, b"x" * 20000)
+    _publish(producer, "r0")
+    _publish(producer, "r1")
     assert _receipts(producer) == ["r0"]
     broker.clock.advance(SUBSCRIBER_PATIENCE)
     # Patience spent: the publisher goes on, without waiting again for it...
     assert _receipts(producer) == ["r1"]
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r2"}, b"x" * 20000)
+    _publish(producer, "r2")
     assert _receipts(producer) == ["r2"]
     assert not subscriber.closed
     # ...until it is over max-buffered and disconnected as a slow consumer.
     subscriber.transport.waiting = 100001
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r3"}, b"x" * 20000)
+    _publish(producer, "r3")
     assert _receipts(producer) == ["r3"]
     assert subscriber.closed
     assert [f.headers["message"] for f in subscriber.frames() if f.command == "ERROR"] == ["slow consumer"]
 
 
 def test_a_topic_publisher_waiting_for_a_subscriber_goes_on_when_it_leaves():
-    broker, subscriber, producer = _topic_with_a_paused_subscriber()
+    _, subscriber, producer = _topic_with_a_paused_subscriber()
     subscriber.transport.waiting = 60000
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r0"}, b"x" * 20000)
-    producer.send("SEND", {"destination": "/topic/stream", "receipt": "r1"}, b"x" * 20000)
+    _publish(producer, "r0")
+    _publish(producer, "r1")
     assert _receipts(producer) == ["r0"]
     subscriber.transport.loseConnection()
     subscriber.session.connection_lost()
